@@ -26,9 +26,10 @@ const (
 )
 
 // Metadata is the envelope of every event Koers writes. It travels as the
-// event's metadata in the event store and, field by field, in the headers of
-// the NATS message the relay publishes. The event ID, type and position are
-// not repeated here: the store keeps them beside the metadata.
+// event's metadata in the event store and inside the body (Event.metadata)
+// of the NATS message the relay publishes, where the tenant is also a
+// header. The event ID, type and position are not repeated here: the store
+// keeps them beside the metadata.
 type Metadata struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Tenant that owns the case: the mobility centre or coaching practice.
