@@ -142,6 +142,15 @@ func migrate(ctx context.Context, conn *sql.Conn) error {
 	if !strings.EqualFold(mode, "wal") {
 		return fmt.Errorf("journal mode is %q, not wal (is the file on a filesystem without shared memory?)", mode)
 	}
+	// Durability rests on this setting: check it took, rather than trust
+	// the connection string.
+	var sync int
+	if err := conn.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&sync); err != nil {
+		return fmt.Errorf("read synchronous: %w", err)
+	}
+	if sync != 2 {
+		return fmt.Errorf("synchronous is %d, not 2 (FULL): acknowledged appends could be lost in an OS crash", sync)
+	}
 	var version int
 	if err := conn.QueryRowContext(ctx, "PRAGMA user_version").Scan(&version); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
