@@ -1,0 +1,29 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/koers-io/koers/node"
+)
+
+type serveCmd struct {
+	Data       string `help:"Folder for everything Koers keeps on disk." default:"./koers-data" type:"path"`
+	GRPCAddr   string `name:"grpc-addr" help:"host:port for the gRPC API. Plaintext, so keep it on loopback until TLS is configured." default:"127.0.0.1:7400"`
+	NATSURL    string `name:"nats-url" help:"URL of an external NATS server or cluster; empty runs an embedded one in the data folder."`
+	NATSListen string `name:"nats-listen" help:"host:port on which the embedded NATS server accepts outside clients." default:"127.0.0.1:7422"`
+	Replicas   int    `name:"event-stream-replicas" help:"Replicas of the JetStream event stream: 1 on one server, 3 on a cluster." default:"1"`
+	MasterKey  string `name:"master-key-file" help:"File with the master key (32 bytes, base64) that wraps the clients' data keys. Empty: master.key in the data folder, created on first start; in production give a file from your secret store, kept apart from the data." type:"path"`
+}
+
+func (s *serveCmd) Run(ctx context.Context, log *slog.Logger) error {
+	return node.Run(ctx, node.Config{
+		DataDir:             s.Data,
+		GRPCAddr:            s.GRPCAddr,
+		NATSURL:             s.NATSURL,
+		NATSListen:          s.NATSListen,
+		EventStreamReplicas: s.Replicas,
+		MasterKeyFile:       s.MasterKey,
+		Logger:              log,
+	})
+}

@@ -1,0 +1,334 @@
+// Package node assembles one Koers process: the event store, the keyring of
+// the clients' data keys, the NATS bus (embedded or external), the relay
+// between them and the gRPC server with its services. The `koers serve`
+// command and the end-to-end tests start it the same way.
+//
+// Start order is store → keyring → bus → relay → gRPC; Stop runs it
+// backwards so that
+// nothing is accepted that cannot be stored and nothing stored is left
+// unrelayed in a state the next start cannot resume from.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/koers-io/koers/bus"
+	"github.com/koers-io/koers/eventstore"
+	"github.com/koers-io/koers/eventstore/relay"
+	"github.com/koers-io/koers/eventstore/sqlite"
+	"github.com/koers-io/koers/keyring"
+	"github.com/koers-io/koers/services/authn"
+	"github.com/koers-io/koers/services/casesvc"
+)
+
+// Config is what a node needs to start. The zero value of each optional
+// field means the embedded default.
+type Config struct {
+	// DataDir holds everything the node keeps on disk: the event store, the
+	// clients' data keys (keys/), the erasure journal (erasures/), the
+	// embedded NATS server's JetStream files and the lock that keeps a
+	// second process out.
+	DataDir string
+	// MasterKeyFile is the file holding the master key that wraps the
+	// clients' data keys: 32 bytes, base64. Empty means master.key in
+	// DataDir, created on first start — fine for a trial, but in
+	// production the key comes from a secret store, kept apart from the
+	// data it protects, and a named file must exist.
+	MasterKeyFile string
+	// GRPCAddr is the host:port the gRPC server listens on; port 0 picks
+	// a free port (see Node.GRPCAddr).
+	GRPCAddr string
+	// NATSURL connects to an external NATS server or cluster. Empty runs
+	// an embedded nats-server in the process.
+	NATSURL string
+	// NATSListen is the host:port on which the embedded NATS server
+	// accepts outside clients (agencies, projectors). Port 0 picks a free
+	// port. Ignored with NATSURL.
+	NATSListen string
+	// EventStreamReplicas is the replica count of the JetStream event
+	// stream: 1 on a single server, 3 on a cluster.
+	EventStreamReplicas int
+	// ShutdownTimeout bounds how long Stop lets in-flight calls finish.
+	ShutdownTimeout time.Duration
+	// Logger receives the node's structured logs.
+	Logger *slog.Logger
+}
+
+// Node is a running Koers process.
+type Node struct {
+	cfg      Config
+	log      *slog.Logger
+	lock     *dirLock
+	store    *sqlite.Store
+	keys     *keyring.Keyring
+	cases    *casesvc.Service
+	embedded *bus.Embedded
+	nc       *nats.Conn
+	grpc     *grpc.Server
+	health   *health.Server
+	listener net.Listener
+
+	stopRelay context.CancelFunc
+	workers   sync.WaitGroup
+	stopOnce  sync.Once
+	stopErr   error
+}
+
+// Start brings a node up and returns once every part is serving. On error
+// it stops whatever it had already started.
+func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
+	cfg = withDefaults(cfg)
+	n := &Node{cfg: cfg, log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			n.Stop(context.Background())
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("node: data folder: %w", err)
+	}
+	if n.lock, err = lockDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if n.store, err = sqlite.Open(filepath.Join(cfg.DataDir, "events.db"), sqlite.Options{Logger: n.log}); err != nil {
+		return nil, fmt.Errorf("node: event store: %w", err)
+	}
+	if err := n.openServices(ctx); err != nil {
+		return nil, err
+	}
+	if err := n.startBus(ctx); err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(n.nc)
+	if err != nil {
+		return nil, fmt.Errorf("node: jetstream: %w", err)
+	}
+	if _, err := bus.EnsureEventStream(ctx, js, bus.StreamConfig{Replicas: cfg.EventStreamReplicas}); err != nil {
+		return nil, fmt.Errorf("node: event stream: %w", err)
+	}
+	n.startRelay(js)
+	if err := n.startGRPC(); err != nil {
+		return nil, err
+	}
+	n.log.Info("koers is serving",
+		"grpc", n.listener.Addr().String(), "nats", n.NATSURL(), "data", cfg.DataDir)
+	return n, nil
+}
+
+func withDefaults(cfg Config) Config {
+	if cfg.DataDir == "" {
+		cfg.DataDir = "koers-data"
+	}
+	if cfg.GRPCAddr == "" {
+		cfg.GRPCAddr = "127.0.0.1:7400"
+	}
+	if cfg.NATSListen == "" {
+		cfg.NATSListen = "127.0.0.1:7422"
+	}
+	if cfg.EventStreamReplicas == 0 {
+		cfg.EventStreamReplicas = 1
+	}
+	if cfg.ShutdownTimeout == 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return cfg
+}
+
+// openServices opens the keyring and the gRPC services on the store, and
+// finishes erasures a stop interrupted before anything else can happen.
+func (n *Node) openServices(ctx context.Context) error {
+	keyFile, create := n.cfg.MasterKeyFile, false
+	if keyFile == "" {
+		keyFile, create = filepath.Join(n.cfg.DataDir, "master.key"), true
+	}
+	master, created, err := keyring.LoadMasterKey(keyFile, create)
+	if err != nil {
+		return fmt.Errorf("node: master key: %w", err)
+	}
+	if created {
+		n.log.Warn("created a new master key in the data folder; in production supply one from a secret store", "file", keyFile)
+	}
+	if n.keys, err = keyring.Open(filepath.Join(n.cfg.DataDir, "keys"), master); err != nil {
+		return fmt.Errorf("node: keyring: %w", err)
+	}
+	n.cases, err = casesvc.New(n.store, n.keys, casesvc.Options{
+		JournalDir: filepath.Join(n.cfg.DataDir, "erasures"),
+		Logger:     n.log.With("part", "cases"),
+	})
+	if err != nil {
+		return fmt.Errorf("node: case service: %w", err)
+	}
+	if err := n.cases.Recover(ctx); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	return nil
+}
+
+func (n *Node) startBus(ctx context.Context) error {
+	if n.cfg.NATSURL != "" {
+		nc, err := nats.Connect(n.cfg.NATSURL, nats.Name("koers"), nats.MaxReconnects(-1), n.natsErrors())
+		if err != nil {
+			return fmt.Errorf("node: connect to NATS at %s: %w", n.cfg.NATSURL, err)
+		}
+		n.nc = nc
+		return nil
+	}
+	host, port, err := splitHostPort(n.cfg.NATSListen)
+	if err != nil {
+		return fmt.Errorf("node: NATS listen address: %w", err)
+	}
+	n.embedded, err = bus.StartEmbedded(bus.EmbeddedConfig{
+		StoreDir: filepath.Join(n.cfg.DataDir, "nats"),
+		Host:     host,
+		Port:     port,
+		Logger:   n.log.With("part", "nats"),
+	})
+	if err != nil {
+		return fmt.Errorf("node: embedded NATS: %w", err)
+	}
+	if n.nc, err = n.embedded.Connect(nats.Name("koers"), n.natsErrors()); err != nil {
+		return fmt.Errorf("node: connect to embedded NATS: %w", err)
+	}
+	return nil
+}
+
+// natsErrors sends the connection's asynchronous errors to the node's log
+// rather than to standard error, where nats.go writes them by default.
+func (n *Node) natsErrors() nats.Option {
+	return nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		subject := ""
+		if sub != nil {
+			subject = sub.Subject
+		}
+		n.log.Warn("NATS connection error", "subject", subject, "err", err)
+	})
+}
+
+func (n *Node) startRelay(js jetstream.JetStream) {
+	ctx, cancel := context.WithCancel(context.Background())
+	n.stopRelay = cancel
+	r := relay.New(n.store, js, relay.Options{Logger: n.log.With("part", "relay")})
+	n.workers.Go(func() {
+		if err := r.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			n.log.Error("relay stopped", "err", err)
+		}
+	})
+}
+
+func (n *Node) startGRPC() error {
+	lis, err := net.Listen("tcp", n.cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("node: gRPC listener: %w", err)
+	}
+	n.listener = lis
+	n.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(casesvc.MaxRequestBytes),
+		grpc.ChainUnaryInterceptor(authn.UnaryInterceptor("/koers.")),
+	)
+	n.cases.Register(n.grpc)
+	n.health = health.NewServer()
+	healthpb.RegisterHealthServer(n.grpc, n.health)
+	reflection.Register(n.grpc)
+	n.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	n.workers.Go(func() {
+		if err := n.grpc.Serve(lis); err != nil {
+			n.log.Error("gRPC server stopped", "err", err)
+		}
+	})
+	return nil
+}
+
+// Store is the node's event store, for tools and tests that read it.
+func (n *Node) Store() eventstore.Store { return n.store }
+
+// GRPCAddr is the address the gRPC server listens on.
+func (n *Node) GRPCAddr() string { return n.listener.Addr().String() }
+
+// NATSURL is the URL outside clients use to reach the node's NATS server.
+func (n *Node) NATSURL() string {
+	if n.embedded != nil {
+		return n.embedded.ClientURL()
+	}
+	return n.cfg.NATSURL
+}
+
+// Stop shuts the node down: it stops accepting calls, lets in-flight ones
+// finish within the shutdown timeout, stops the relay, and closes the store
+// and the bus. It is safe to call more than once.
+func (n *Node) Stop(ctx context.Context) error {
+	n.stopOnce.Do(func() { n.stopErr = n.stop(ctx) })
+	return n.stopErr
+}
+
+func (n *Node) stop(ctx context.Context) error {
+	var errs []error
+	if n.grpc != nil {
+		n.health.Shutdown() // health checks answer NOT_SERVING while draining
+		stopped := make(chan struct{})
+		go func() { n.grpc.GracefulStop(); close(stopped) }()
+		timer := time.NewTimer(n.cfg.ShutdownTimeout)
+		select {
+		case <-stopped:
+		case <-timer.C:
+			n.log.Warn("in-flight calls did not finish in time; cutting them off", "timeout", n.cfg.ShutdownTimeout)
+			n.grpc.Stop()
+		case <-ctx.Done():
+			n.grpc.Stop()
+		}
+		timer.Stop()
+	}
+	if n.stopRelay != nil {
+		n.stopRelay()
+	}
+	n.workers.Wait()
+	if n.nc != nil {
+		if err := n.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			errs = append(errs, fmt.Errorf("node: drain NATS connection: %w", err))
+		}
+	}
+	if n.store != nil {
+		if err := n.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("node: close event store: %w", err))
+		}
+	}
+	if n.embedded != nil {
+		n.embedded.Shutdown()
+	}
+	if n.lock != nil {
+		errs = append(errs, n.lock.release())
+	}
+	return errors.Join(errs...)
+}
+
+// Run starts a node, serves until ctx is done, then stops it.
+func Run(ctx context.Context, cfg Config) error {
+	n, err := Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	n.log.Info("shutting down")
+	err = n.Stop(context.Background())
+	if err == nil {
+		n.log.Info("stopped cleanly")
+	}
+	return err
+}
