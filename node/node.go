@@ -29,6 +29,7 @@ import (
 
 	"github.com/koers-io/koers/bus"
 	"github.com/koers-io/koers/eventstore"
+	"github.com/koers-io/koers/eventstore/kurrentdb"
 	"github.com/koers-io/koers/eventstore/relay"
 	"github.com/koers-io/koers/eventstore/sqlite"
 	"github.com/koers-io/koers/keyring"
@@ -53,6 +54,13 @@ type Config struct {
 	// GRPCAddr is the host:port the gRPC server listens on; port 0 picks
 	// a free port (see Node.GRPCAddr).
 	GRPCAddr string
+	// Store chooses the event store: StoreSQLite (the default, a file in
+	// DataDir) or StoreKurrentDB (a KurrentDB node or cluster at
+	// KurrentDBURL).
+	Store string
+	// KurrentDBURL is the esdb:// connection string of KurrentDB, TLS
+	// options included, when Store is StoreKurrentDB.
+	KurrentDBURL string
 	// NATSURL connects to an external NATS server or cluster. Empty runs
 	// an embedded nats-server in the process.
 	NATSURL string
@@ -74,7 +82,7 @@ type Node struct {
 	cfg      Config
 	log      *slog.Logger
 	lock     *dirLock
-	store    *sqlite.Store
+	store    eventstore.Store
 	keys     *keyring.Keyring
 	cases    *casesvc.Service
 	embedded *bus.Embedded
@@ -105,8 +113,8 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if n.lock, err = lockDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	if n.store, err = sqlite.Open(filepath.Join(cfg.DataDir, "events.db"), sqlite.Options{Logger: n.log}); err != nil {
-		return nil, fmt.Errorf("node: event store: %w", err)
+	if n.store, err = OpenStore(ctx, cfg); err != nil {
+		return nil, err
 	}
 	if err := n.openServices(ctx); err != nil {
 		return nil, err
@@ -114,12 +122,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err := n.startBus(ctx); err != nil {
 		return nil, err
 	}
-	js, err := jetstream.New(n.nc)
+	js, err := eventStream(ctx, n.nc, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("node: jetstream: %w", err)
-	}
-	if _, err := bus.EnsureEventStream(ctx, js, bus.StreamConfig{Replicas: cfg.EventStreamReplicas}); err != nil {
-		return nil, fmt.Errorf("node: event stream: %w", err)
+		return nil, err
 	}
 	n.startRelay(js)
 	if err := n.startGRPC(); err != nil {
@@ -133,6 +138,9 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 func withDefaults(cfg Config) Config {
 	if cfg.DataDir == "" {
 		cfg.DataDir = "koers-data"
+	}
+	if cfg.Store == "" {
+		cfg.Store = StoreSQLite
 	}
 	if cfg.GRPCAddr == "" {
 		cfg.GRPCAddr = "127.0.0.1:7400"
@@ -331,4 +339,34 @@ func Run(ctx context.Context, cfg Config) error {
 		n.log.Info("stopped cleanly")
 	}
 	return err
+}
+
+// The event stores a node can run on.
+const (
+	StoreSQLite    = "sqlite"
+	StoreKurrentDB = "kurrentdb"
+)
+
+// OpenStore opens the event store cfg chooses: the embedded SQLite file in
+// the data folder, or KurrentDB at cfg.KurrentDBURL.
+func OpenStore(ctx context.Context, cfg Config) (eventstore.Store, error) {
+	switch cfg.Store {
+	case StoreSQLite, "":
+		s, err := sqlite.Open(filepath.Join(cfg.DataDir, "events.db"), sqlite.Options{Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("node: event store: %w", err)
+		}
+		return s, nil
+	case StoreKurrentDB:
+		if cfg.KurrentDBURL == "" {
+			return nil, errors.New("node: the kurrentdb store needs a KurrentDB URL (esdb://...)")
+		}
+		s, err := kurrentdb.Open(ctx, cfg.KurrentDBURL, kurrentdb.Options{Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("node: event store: %w", err)
+		}
+		return s, nil
+	default:
+		return nil, fmt.Errorf("node: unknown event store %q (want %s or %s)", cfg.Store, StoreSQLite, StoreKurrentDB)
+	}
 }

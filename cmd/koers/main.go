@@ -23,6 +23,7 @@ type cli struct {
 
 	Serve serveCmd `cmd:"" help:"Run Koers: event store, NATS bus, relay and gRPC API in one process, on the embedded defaults unless flags say otherwise."`
 	Case  caseCmd  `cmd:"" help:"Record and show clients' trajectories on a running Koers (koers case --help lists the commands)."`
+	Relay relayCmd `cmd:"" help:"Run only the relay, carrying a KurrentDB event store onto a NATS JetStream event stream, for deployments where each part runs as its own process."`
 }
 
 // Globals are the flags every command takes.

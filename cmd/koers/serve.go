@@ -9,6 +9,8 @@ import (
 
 type serveCmd struct {
 	Data       string `help:"Folder for everything Koers keeps on disk." default:"./koers-data" type:"path"`
+	Store      string `help:"Event store: sqlite (embedded, in the data folder) or kurrentdb (a KurrentDB node or cluster)." enum:"sqlite,kurrentdb" default:"sqlite"`
+	Kurrent    string `name:"kurrentdb-url" help:"KurrentDB connection string (esdb://host:2113?tls=true&tlsCAFile=ca.pem ...) for --store kurrentdb. Prefer the environment variable: it keeps a password out of the process list."`
 	GRPCAddr   string `name:"grpc-addr" help:"host:port for the gRPC API. Plaintext, so keep it on loopback until TLS is configured." default:"127.0.0.1:7400"`
 	NATSURL    string `name:"nats-url" help:"URL of an external NATS server or cluster; empty runs an embedded one in the data folder."`
 	NATSListen string `name:"nats-listen" help:"host:port on which the embedded NATS server accepts outside clients." default:"127.0.0.1:7422"`
@@ -19,6 +21,8 @@ type serveCmd struct {
 func (s *serveCmd) Run(ctx context.Context, log *slog.Logger) error {
 	return node.Run(ctx, node.Config{
 		DataDir:             s.Data,
+		Store:               s.Store,
+		KurrentDBURL:        s.Kurrent,
 		GRPCAddr:            s.GRPCAddr,
 		NATSURL:             s.NATSURL,
 		NATSListen:          s.NATSListen,
