@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -33,8 +34,12 @@ import (
 	"github.com/koers-io/koers/eventstore/relay"
 	"github.com/koers-io/koers/eventstore/sqlite"
 	"github.com/koers-io/koers/keyring"
+	"github.com/koers-io/koers/projections"
+	"github.com/koers-io/koers/projections/dashboard"
+	"github.com/koers-io/koers/projections/report"
 	"github.com/koers-io/koers/services/authn"
 	"github.com/koers-io/koers/services/casesvc"
+	"github.com/koers-io/koers/services/querysvc"
 )
 
 // Config is what a node needs to start. The zero value of each optional
@@ -68,6 +73,15 @@ type Config struct {
 	// accepts outside clients (agencies, projectors). Port 0 picks a free
 	// port. Ignored with NATSURL.
 	NATSListen string
+	// PostgresDSN keeps the read models in PostgreSQL; empty keeps them in
+	// readmodel.db in DataDir.
+	PostgresDSN string
+	// ExternalProjector leaves the projections to a `koers projector`
+	// process: this node only answers queries from the read models.
+	ExternalProjector bool
+	// MetricsAddr is the host:port serving Prometheus metrics on /metrics;
+	// empty serves none.
+	MetricsAddr string
 	// EventStreamReplicas is the replica count of the JetStream event
 	// stream: 1 on a single server, 3 on a cluster.
 	EventStreamReplicas int
@@ -87,6 +101,9 @@ type Node struct {
 	cases    *casesvc.Service
 	embedded *bus.Embedded
 	nc       *nats.Conn
+	readDB   *projections.DB
+	engine   *projections.Engine
+	metrics  *http.Server
 	grpc     *grpc.Server
 	health   *health.Server
 	listener net.Listener
@@ -127,6 +144,12 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.startRelay(js)
+	if err := n.startReadModels(ctx, js); err != nil {
+		return nil, err
+	}
+	if err := n.startMetrics(); err != nil {
+		return nil, err
+	}
 	if err := n.startGRPC(); err != nil {
 		return nil, err
 	}
@@ -252,6 +275,13 @@ func (n *Node) startGRPC() error {
 		grpc.ChainUnaryInterceptor(authn.UnaryInterceptor("/koers.")),
 	)
 	n.cases.Register(n.grpc)
+	queries, err := querysvc.New(n.readDB.Reader(dashboard.Name), n.readDB.Reader(report.Name), querysvc.Options{
+		Logger: n.log.With("part", "queries"),
+	})
+	if err != nil {
+		return fmt.Errorf("node: query service: %w", err)
+	}
+	queries.Register(n.grpc)
 	n.health = health.NewServer()
 	healthpb.RegisterHealthServer(n.grpc, n.health)
 	reflection.Register(n.grpc)
@@ -303,10 +333,21 @@ func (n *Node) stop(ctx context.Context) error {
 		}
 		timer.Stop()
 	}
+	if n.metrics != nil {
+		n.metrics.Close()
+	}
+	if n.engine != nil {
+		n.engine.Stop()
+	}
 	if n.stopRelay != nil {
 		n.stopRelay()
 	}
 	n.workers.Wait()
+	if n.readDB != nil {
+		if err := n.readDB.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("node: close read models: %w", err))
+		}
+	}
 	if n.nc != nil {
 		if err := n.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 			errs = append(errs, fmt.Errorf("node: drain NATS connection: %w", err))

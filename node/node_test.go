@@ -20,6 +20,7 @@ import (
 	"github.com/koers-io/koers/eventstore/kurrentdb/kurrentdbtest"
 	"github.com/koers-io/koers/node"
 	casev1 "github.com/koers-io/koers/proto/koers/case/v1"
+	queryv1 "github.com/koers-io/koers/proto/koers/query/v1"
 )
 
 func TestNodeRunsOnKurrentDB(t *testing.T) {
@@ -200,5 +201,51 @@ func waitForStream(t *testing.T, js jetstream.JetStream) jetstream.Stream {
 			t.Fatalf("event stream never appeared: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestACommandIsOnTheCoachDashboardWhenTheQueryWaitsForItsPosition(t *testing.T) {
+	ctx := context.Background()
+	n, err := node.Start(ctx, node.Config{
+		DataDir: t.TempDir(), GRPCAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0", Logger: bustest.Logger(t, 0),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Stop(context.Background()) })
+	conn, err := grpc.NewClient(n.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	callCtx := metadata.AppendToOutgoingContext(ctx, "koers-tenant", "acme", "koers-actor", "coach-1")
+	caseID := uuid.NewString()
+	opened, err := casev1.NewCaseServiceClient(conn).OpenCase(callCtx, &casev1.OpenCaseRequest{
+		CaseId:      caseID,
+		RequestId:   "open-1",
+		ClientId:    "client-1",
+		Client:      &casev1.ClientDetails{GivenName: "Test", FamilyName: "Client"},
+		InitiatedBy: casev1.Initiator_INITIATOR_CLIENT,
+		OpenedOn:    &casev1.Date{Year: 2026, Month: 1, Day: 5},
+		CoachId:     "coach-1",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := queryv1.NewQueryServiceClient(conn).GetCoachDashboard(callCtx, &queryv1.GetCoachDashboardRequest{
+		MinPosition: opened.GetResult().GetPosition(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetFreshness().GetStale() || resp.GetFreshness().GetPosition() < opened.GetResult().GetPosition() {
+		t.Fatalf("freshness %v, want position ≥ %d and not stale", resp.GetFreshness(), opened.GetResult().GetPosition())
+	}
+	var found bool
+	for _, c := range resp.GetDashboard().GetCases() {
+		found = found || c.GetCaseId() == caseID
+	}
+	if !found {
+		t.Fatalf("the case just opened is not on the coach's dashboard: %v", resp.GetDashboard().GetCases())
 	}
 }

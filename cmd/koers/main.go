@@ -21,9 +21,12 @@ import (
 type cli struct {
 	Globals
 
-	Serve serveCmd `cmd:"" help:"Run Koers: event store, NATS bus, relay and gRPC API in one process, on the embedded defaults unless flags say otherwise."`
-	Case  caseCmd  `cmd:"" help:"Record and show clients' trajectories on a running Koers (koers case --help lists the commands)."`
-	Relay relayCmd `cmd:"" help:"Run only the relay, carrying a KurrentDB event store onto a NATS JetStream event stream, for deployments where each part runs as its own process."`
+	Serve       serveCmd       `cmd:"" help:"Run Koers: event store, NATS bus, relay and gRPC API in one process, on the embedded defaults unless flags say otherwise."`
+	Case        caseCmd        `cmd:"" help:"Record and show clients' trajectories on a running Koers (koers case --help lists the commands)."`
+	Relay       relayCmd       `cmd:"" help:"Run only the relay, carrying a KurrentDB event store onto a NATS JetStream event stream, for deployments where each part runs as its own process."`
+	Projector   projectorCmd   `cmd:"" help:"Run the projections as a process of their own against an external NATS and PostgreSQL (scale-out)."`
+	Demo        demoCmd        `cmd:"" help:"Fill a running Koers with a synthetic demo population through its public API: organisations, coaches and a few thousand cases over two years."`
+	Projections projectionsCmd `cmd:"" help:"Look after the read models: status, rebuild, dead letters and retries (koers projections --help lists the commands)."`
 }
 
 // Globals are the flags every command takes.

@@ -15,6 +15,9 @@ type serveCmd struct {
 	NATSURL    string `name:"nats-url" help:"URL of an external NATS server or cluster; empty runs an embedded one in the data folder."`
 	NATSListen string `name:"nats-listen" help:"host:port on which the embedded NATS server accepts outside clients." default:"127.0.0.1:7422"`
 	Replicas   int    `name:"event-stream-replicas" help:"Replicas of the JetStream event stream: 1 on one server, 3 on a cluster." default:"1"`
+	Postgres   string `name:"postgres-dsn" help:"PostgreSQL database for the read models (dashboards, reports); empty keeps them in readmodel.db in the data folder."`
+	Projector  bool   `name:"external-projector" help:"Leave the projections to koers projector processes; this one only answers queries from the read models."`
+	Metrics    string `name:"metrics-addr" help:"host:port serving Prometheus metrics on /metrics; empty serves none." default:"127.0.0.1:7490"`
 	MasterKey  string `name:"master-key-file" help:"File with the master key (32 bytes, base64) that wraps the clients' data keys. Empty: master.key in the data folder, created on first start; in production give a file from your secret store, kept apart from the data." type:"path"`
 }
 
@@ -28,6 +31,9 @@ func (s *serveCmd) Run(ctx context.Context, log *slog.Logger) error {
 		NATSListen:          s.NATSListen,
 		EventStreamReplicas: s.Replicas,
 		MasterKeyFile:       s.MasterKey,
+		PostgresDSN:         s.Postgres,
+		ExternalProjector:   s.Projector,
+		MetricsAddr:         s.Metrics,
 		Logger:              log,
 	})
 }

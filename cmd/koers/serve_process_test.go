@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -35,6 +36,9 @@ func TestMain(m *testing.M) {
 // servingLine is the log line that says where the gRPC server listens.
 var servingLine = regexp.MustCompile(`koers is serving.* grpc=(\S+)`)
 
+// metricsLine is the log line that says where metrics are served.
+var metricsLine = regexp.MustCompile(`serving metrics.* addr=(\S+)`)
+
 type serveProcess struct {
 	cmd    *exec.Cmd
 	addr   string
@@ -46,7 +50,7 @@ type serveProcess struct {
 // says it is serving.
 func startServe(t *testing.T, dir string, extraEnv ...string) *serveProcess {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "serve", "--data", dir, "--grpc-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0")
+	cmd := exec.Command(os.Args[0], "serve", "--data", dir, "--grpc-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), runMainEnv+"=1")
 	cmd.Env = append(cmd.Env, extraEnv...)
 	pipe, err := cmd.StderrPipe()
@@ -129,6 +133,11 @@ func TestServeAnswersHealthAndReflectionAndStopsCleanlyOnInterrupt(t *testing.T)
 			t.Fatalf("round %d: reflection lists %v, without the health service", round, services)
 		}
 		cancel()
+		if m := metricsLine.FindStringSubmatch(p.stderr.String()); m == nil {
+			t.Fatalf("round %d: serve did not say where it serves metrics:\n%s", round, p.stderr)
+		} else if body := httpGet(t, "http://"+m[1]+"/metrics"); !strings.Contains(body, "koers_projection") {
+			t.Fatalf("round %d: /metrics has no projection metrics:\n%.500s", round, body)
+		}
 		if err := p.stop(t); err != nil {
 			t.Fatalf("round %d: exit after SIGINT: %v\n%s", round, err, p.stderr)
 		}
@@ -141,7 +150,7 @@ func TestServeAnswersHealthAndReflectionAndStopsCleanlyOnInterrupt(t *testing.T)
 func TestServeRefusesADataFolderInUse(t *testing.T) {
 	dir := t.TempDir()
 	first := startServe(t, dir)
-	second := exec.Command(os.Args[0], "serve", "--data", dir, "--grpc-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0")
+	second := exec.Command(os.Args[0], "serve", "--data", dir, "--grpc-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0")
 	second.Env = append(os.Environ(), runMainEnv+"=1")
 	out, err := second.CombinedOutput()
 	var exit *exec.ExitError
@@ -159,7 +168,7 @@ func TestServeRefusesADataFolderInUse(t *testing.T) {
 func TestFlagsReadEnvironmentVariables(t *testing.T) {
 	dir := t.TempDir()
 	// --data comes from KOERS_DATA only: the command line names none.
-	cmd := exec.Command(os.Args[0], "serve", "--grpc-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0")
+	cmd := exec.Command(os.Args[0], "serve", "--grpc-addr", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--metrics-addr", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), runMainEnv+"=1", "KOERS_DATA="+dir)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -235,4 +244,18 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
 }

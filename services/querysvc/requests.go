@@ -1,0 +1,177 @@
+package querysvc
+
+import (
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+
+	"github.com/koers-io/koers/casework"
+	"github.com/koers-io/koers/projections/dashboard"
+	"github.com/koers-io/koers/projections/report"
+	casev1 "github.com/koers-io/koers/proto/koers/case/v1"
+	queryv1 "github.com/koers-io/koers/proto/koers/query/v1"
+	"github.com/koers-io/koers/services/authn"
+)
+
+// violation is one field of a request that is wrong.
+type violation struct {
+	field, description string
+}
+
+// violations collects what is wrong with a request.
+type violations []violation
+
+func (v *violations) add(field, format string, args ...any) {
+	*v = append(*v, violation{field, fmt.Sprintf(format, args...)})
+}
+
+// err returns INVALID_ARGUMENT with a google.rpc.BadRequest, or nil.
+func (v violations) err() error {
+	if len(v) == 0 {
+		return nil
+	}
+	return invalid(v...)
+}
+
+func invalid(vs ...violation) error {
+	br := &errdetails.BadRequest{}
+	parts := make([]string, 0, len(vs))
+	for _, v := range vs {
+		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: v.field, Description: v.description})
+		parts = append(parts, v.field+": "+v.description)
+	}
+	st := status.New(codes.InvalidArgument, "invalid request: "+strings.Join(parts, "; "))
+	with, err := st.WithDetails(protoadapt.MessageV1Of(br))
+	if err != nil {
+		return st.Err()
+	}
+	return with.Err()
+}
+
+func (v *violations) subjectID(field, id string) {
+	if id != "" && !authn.ValidActor(id) {
+		v.add(field, "must be 1 to %d printable characters without spaces", casework.MaxSubjectIDLength)
+	}
+}
+
+func (v *violations) organisation(field, id string) {
+	if id == "" {
+		return
+	}
+	ok := len(id) <= casework.MaxTokenIDLength
+	for i := 0; ok && i < len(id); i++ {
+		c := id[i]
+		ok = c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-'
+	}
+	if !ok {
+		v.add(field, "must be 1 to %d lower-case letters, digits and hyphens", casework.MaxTokenIDLength)
+	}
+}
+
+func (v *violations) department(field, dept, organisation string) {
+	switch {
+	case dept == "":
+	case organisation == "":
+		v.add(field, "needs organisation_id")
+	case !utf8.ValidString(dept) || utf8.RuneCountInString(dept) > casework.MaxDepartmentLength:
+		v.add(field, "must be valid UTF-8 of at most %d characters", casework.MaxDepartmentLength)
+	case strings.ContainsFunc(dept, unicode.IsControl):
+		v.add(field, "may not hold control characters")
+	}
+}
+
+func (v *violations) days(field string, n uint32) {
+	if n > dashboard.MaxDays {
+		v.add(field, "at most %d", dashboard.MaxDays)
+	}
+}
+
+// date returns the day a request's Date holds; unset gives the zero Date.
+func (v *violations) date(field string, d *casev1.Date) casework.Date {
+	day := casework.DateFromProto(d)
+	if d != nil && !day.IsValid() {
+		v.add(field, "not a real day in the years 1900 to 2199")
+		return casework.Date{}
+	}
+	return day
+}
+
+func dashboardQuery(c authn.Caller, req *queryv1.GetCoachDashboardRequest, now time.Time) (dashboard.Query, error) {
+	var v violations
+	v.subjectID("coach_id", req.GetCoachId())
+	v.days("idle_days", req.GetIdleDays())
+	v.days("recent_days", req.GetRecentDays())
+	coach := req.GetCoachId()
+	if coach == "" {
+		coach = c.Actor
+	}
+	return dashboard.Query{
+		Tenant: c.Tenant, Coach: coach, Now: now,
+		IdleDays: int(req.GetIdleDays()), RecentDays: int(req.GetRecentDays()),
+	}, v.err()
+}
+
+func listFilter(c authn.Caller, req *queryv1.ListCasesRequest, now time.Time) (dashboard.Filter, error) {
+	var v violations
+	v.subjectID("coach_id", req.GetCoachId())
+	for i, st := range req.GetStages() {
+		if _, ok := casev1.Stage_name[int32(st)]; !ok || st == casev1.Stage_STAGE_UNSPECIFIED {
+			v.add(fmt.Sprintf("stages[%d]", i), "unknown stage %d", st)
+		}
+	}
+	for i, t := range req.GetQuestionTypes() {
+		if _, ok := casev1.QuestionType_name[int32(t)]; !ok {
+			v.add(fmt.Sprintf("question_types[%d]", i), "unknown question type %d", t)
+		}
+	}
+	v.organisation("organisation_id", req.GetOrganisationId())
+	v.department("department", req.GetDepartment(), req.GetOrganisationId())
+	v.days("idle_days", req.GetIdleDays())
+	if len(req.GetPageToken()) > 1024 {
+		v.add("page_token", "longer than any token Koers makes")
+	}
+	return dashboard.Filter{
+		Tenant: c.Tenant, Coach: req.GetCoachId(),
+		Stages: req.GetStages(), QuestionTypes: req.GetQuestionTypes(),
+		Organisation: req.GetOrganisationId(), Department: req.GetDepartment(),
+		OverdueOnly: req.GetOverdueOnly(), IdleDays: int(req.GetIdleDays()), Now: now,
+	}, v.err()
+}
+
+func reportQuery(c authn.Caller, req *queryv1.GetOrganisationReportRequest, now time.Time, k int) (report.Query, error) {
+	var v violations
+	v.organisation("organisation_id", req.GetOrganisationId())
+	v.department("department", req.GetDepartment(), req.GetOrganisationId())
+	from := v.date("period_from", req.GetPeriodFrom())
+	to := v.date("period_to", req.GetPeriodTo())
+	if !from.IsZero() && !to.IsZero() && from.After(to) {
+		v.add("period_to", "before period_from")
+	}
+	var asOf time.Time
+	if ts := req.GetAsOf(); ts != nil {
+		switch err := ts.CheckValid(); {
+		case err != nil:
+			v.add("as_of", "not a valid timestamp")
+		case ts.AsTime().After(now):
+			v.add("as_of", "in the future: a report counts what Koers knew, not what it will know")
+		default:
+			asOf = ts.AsTime()
+		}
+	}
+	switch req.GetView() {
+	case queryv1.ReportView_REPORT_VIEW_UNSPECIFIED, queryv1.ReportView_REPORT_VIEW_ANALYST:
+	default:
+		v.add("view", "unknown view %d", req.GetView())
+	}
+	return report.Query{
+		Tenant: c.Tenant, Organisation: req.GetOrganisationId(), Department: req.GetDepartment(),
+		From: from, To: to, AsOf: asOf, Now: now, K: k,
+	}, v.err()
+}
