@@ -146,12 +146,26 @@ func (k *Keyring) Erased(keyID string) (bool, error) {
 	}
 }
 
+// key returns the data key of keyID. The tombstone is checked first, on
+// every call, so that an erasure by another process sharing the folder (two
+// API replicas on one volume) takes effect at once, cache or not.
 func (k *Keyring) key(keyID string, create bool) (cipher.AEAD, error) {
 	if err := validateKeyID(keyID); err != nil {
 		return nil, err
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if erased, err := k.Erased(keyID); err != nil {
+		return nil, err
+	} else if erased {
+		delete(k.keys, keyID)
+		// A key another process created while this one was erasing it
+		// must not outlive the tombstone.
+		if err := os.Remove(k.path(keyID, keySuffix)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("keyring: erase %q: %w", keyID, err)
+		}
+		return nil, ErrErased
+	}
 	if aead, ok := k.keys[keyID]; ok {
 		return aead, nil
 	}
@@ -161,11 +175,6 @@ func (k *Keyring) key(keyID string, create bool) (cipher.AEAD, error) {
 		return k.unwrap(keyID, wrapped)
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, fmt.Errorf("keyring: read key %q: %w", keyID, err)
-	}
-	if erased, err := k.Erased(keyID); err != nil {
-		return nil, err
-	} else if erased {
-		return nil, ErrErased
 	}
 	if !create {
 		return nil, fmt.Errorf("%w (%s)", ErrNoKey, keyID)
@@ -188,7 +197,16 @@ func (k *Keyring) create(keyID string) (cipher.AEAD, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("keyring: %w", err)
 	}
-	if err := writeFileSync(path, file); err != nil {
+	switch err := writeFileExclusive(path, file); {
+	case errors.Is(err, fs.ErrExist):
+		// Another process sharing the folder created the key first: its
+		// key is the client's, and this one was never used.
+		wrapped, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("keyring: read key %q: %w", keyID, err)
+		}
+		return k.unwrap(keyID, wrapped)
+	case err != nil:
 		return nil, fmt.Errorf("keyring: store key %q: %w", keyID, err)
 	}
 	return k.remember(keyID, dataKey)
@@ -274,6 +292,33 @@ func writeFileSync(path string, data []byte) error {
 		return err
 	}
 	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// writeFileExclusive is writeFileSync for a file that must not be
+// replaced: the first writer wins, and later ones get an error wrapping
+// fs.ErrExist. The file appears whole (linked from a synced temporary) or
+// not at all.
+func writeFileExclusive(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
 		return err
 	}
 	return syncDir(filepath.Dir(path))

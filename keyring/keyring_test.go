@@ -3,9 +3,11 @@ package keyring_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -167,4 +169,56 @@ func filesUnder(t *testing.T, dir, suffix string) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// Two processes sharing one keys folder (two API replicas on one volume)
+// are two Keyrings on one folder here.
+func TestKeyringsSharingAFolderAgreeOnANewClientsKey(t *testing.T) {
+	dir := t.TempDir()
+	for round := range 20 {
+		a, b := newKeyring(t, dir), newKeyring(t, dir)
+		keyID := fmt.Sprintf("client-%d", round)
+		var sealedA, sealedB *eventv1.Sealed
+		var errA, errB error
+		var wg sync.WaitGroup
+		wg.Go(func() { sealedA, errA = a.Seal(keyID, wrapperspb.String("from a")) })
+		wg.Go(func() { sealedB, errB = b.Seal(keyID, wrapperspb.String("from b")) })
+		wg.Wait()
+		if errA != nil || errB != nil {
+			t.Fatalf("round %d: seal: %v, %v", round, errA, errB)
+		}
+		for name, kr := range map[string]*keyring.Keyring{"a": a, "b": b, "reopened": newKeyring(t, dir)} {
+			for _, s := range []*eventv1.Sealed{sealedA, sealedB} {
+				var got wrapperspb.StringValue
+				if err := kr.Unseal(s, &got); err != nil {
+					t.Fatalf("round %d: keyring %s cannot open what was sealed concurrently: %v", round, name, err)
+				}
+			}
+		}
+	}
+}
+
+func TestAnErasureByOneKeyringHoldsForAnotherThatCachedTheKey(t *testing.T) {
+	dir := t.TempDir()
+	a, b := newKeyring(t, dir), newKeyring(t, dir)
+	sealed, err := a.Seal("client-x", wrapperspb.String("secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got wrapperspb.StringValue
+	if err := b.Unseal(sealed, &got); err != nil { // b now caches the key
+		t.Fatal(err)
+	}
+	if err := a.Erase("client-x"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Unseal(sealed, &got); !errors.Is(err, keyring.ErrErased) {
+		t.Fatalf("unseal by the other keyring after erasure: %v, want ErrErased", err)
+	}
+	if _, err := b.Seal("client-x", wrapperspb.String("again")); !errors.Is(err, keyring.ErrErased) {
+		t.Fatalf("seal by the other keyring after erasure: %v, want ErrErased", err)
+	}
+	if files := filesUnder(t, filepath.Join(dir, "keys"), ".key"); len(files) != 0 {
+		t.Fatalf("key files after erasure: %v", files)
+	}
 }
