@@ -154,7 +154,7 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.log.Info("koers is serving",
-		"grpc", n.listener.Addr().String(), "nats", n.NATSURL(), "data", cfg.DataDir)
+		"grpc", n.listener.Addr().String(), "nats", redactURLs(n.NATSURL()), "data", cfg.DataDir)
 	return n, nil
 }
 

@@ -138,7 +138,7 @@ func RunProjector(ctx context.Context, cfg Config) error {
 		}
 		defer func() { srv.Close(); workers.Wait() }()
 	}
-	log.Info("projector running", "nats", cfg.NATSURL)
+	log.Info("projector running", "nats", redactURLs(cfg.NATSURL))
 	<-ctx.Done()
 	log.Info("projector stopping")
 	return nil

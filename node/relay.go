@@ -62,7 +62,7 @@ func RunRelay(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	log.Info("relaying", "store", cfg.Store, "nats", cfg.NATSURL)
+	log.Info("relaying", "store", cfg.Store, "nats", redactURLs(cfg.NATSURL))
 	err = relay.New(store, js, relay.Options{Logger: log}).Run(ctx)
 	if errors.Is(err, context.Canceled) {
 		err = nil
