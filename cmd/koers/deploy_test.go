@@ -20,7 +20,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -316,7 +315,7 @@ func TestDeployKubernetesManifestsAgree(t *testing.T) {
 	if err := yaml.Unmarshal(data, &k); err != nil {
 		t.Fatalf("kubernetes/kustomization.yaml: %v", err)
 	}
-	sort.Strings(manifests)
+	slices.Sort(manifests)
 	listed := slices.Sorted(slices.Values(k.Resources))
 	if diff := cmp.Diff(manifests, listed); diff != "" {
 		t.Errorf("kubernetes/kustomization.yaml lists other resources than the manifests in kubernetes/ (-files +listed):\n%s", diff)
