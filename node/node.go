@@ -85,6 +85,10 @@ type Config struct {
 	// EventStreamReplicas is the replica count of the JetStream event
 	// stream: 1 on a single server, 3 on a cluster.
 	EventStreamReplicas int
+	// Location is the practice's calendar, in which days (a session's day,
+	// a deadline, "today" on a dashboard) are judged. Every part of the node
+	// gets this one; nil means Calendar().
+	Location *time.Location
 	// ShutdownTimeout bounds how long Stop lets in-flight calls finish.
 	ShutdownTimeout time.Duration
 	// Logger receives the node's structured logs.
@@ -165,6 +169,9 @@ func withDefaults(cfg Config) Config {
 	if cfg.Store == "" {
 		cfg.Store = StoreSQLite
 	}
+	if cfg.Location == nil {
+		cfg.Location = Calendar()
+	}
 	if cfg.GRPCAddr == "" {
 		cfg.GRPCAddr = "127.0.0.1:7400"
 	}
@@ -202,6 +209,7 @@ func (n *Node) openServices(ctx context.Context) error {
 	}
 	n.cases, err = casesvc.New(n.store, n.keys, casesvc.Options{
 		JournalDir: filepath.Join(n.cfg.DataDir, "erasures"),
+		Location:   n.cfg.Location,
 		Logger:     n.log.With("part", "cases"),
 	})
 	if err != nil {
@@ -276,7 +284,8 @@ func (n *Node) startGRPC() error {
 	)
 	n.cases.Register(n.grpc)
 	queries, err := querysvc.New(n.readDB.Reader(dashboard.Name), n.readDB.Reader(report.Name), querysvc.Options{
-		Logger: n.log.With("part", "queries"),
+		Location: n.cfg.Location,
+		Logger:   n.log.With("part", "queries"),
 	})
 	if err != nil {
 		return fmt.Errorf("node: query service: %w", err)

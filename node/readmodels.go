@@ -19,16 +19,29 @@ import (
 	"github.com/koers-io/koers/projections"
 	"github.com/koers-io/koers/projections/dashboard"
 	"github.com/koers-io/koers/projections/report"
+	"github.com/koers-io/koers/services/casesvc"
 )
 
-// ReadModels are the projections Koers runs: the coach dashboard and the
-// organisational report. `koers serve`, `koers projector` and the
-// projections commands all take them from here.
-func ReadModels() []projections.Projection {
+// ReadModels are the projections Koers runs, judging days in the practice's
+// calendar loc: the coach dashboard and the organisational report.
+// `koers serve`, `koers projector` and the projections commands all take
+// them from here.
+func ReadModels(loc *time.Location) []projections.Projection {
 	return []projections.Projection{
-		dashboard.New(dashboard.Options{}),
-		report.New(report.Options{}),
+		dashboard.New(dashboard.Options{Location: loc}),
+		report.New(report.Options{Location: loc}),
 	}
+}
+
+// Calendar is the practice's calendar Koers uses unless told otherwise:
+// Europe/Amsterdam (casesvc.DefaultLocation), or UTC where the zone
+// database lacks it. The binary embeds time/tzdata, so it has it.
+func Calendar() *time.Location {
+	loc, err := time.LoadLocation(casesvc.DefaultLocation)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
 }
 
 // OpenReadModels opens the read-model database cfg chooses: PostgreSQL at
@@ -58,7 +71,7 @@ func (n *Node) startReadModels(ctx context.Context, js jetstream.JetStream) erro
 	n.engine, err = projections.Start(ctx, projections.Config{
 		DB:          n.readDB,
 		JetStream:   js,
-		Projections: ReadModels(),
+		Projections: ReadModels(n.cfg.Location),
 		Logger:      n.log.With("part", "projections"),
 	})
 	if err != nil {
@@ -125,7 +138,7 @@ func RunProjector(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("node: jetstream: %w", err)
 	}
-	engine, err := projections.Start(ctx, projections.Config{DB: db, JetStream: js, Projections: ReadModels(), Logger: log})
+	engine, err := projections.Start(ctx, projections.Config{DB: db, JetStream: js, Projections: ReadModels(cfg.Location), Logger: log})
 	if err != nil {
 		return fmt.Errorf("node: projections: %w", err)
 	}

@@ -73,7 +73,7 @@ func (f readModelFlags) connect(ctx context.Context) (*nats.Conn, jetstream.JetS
 
 func projectionNamed(name string) (projections.Projection, error) {
 	var names []string
-	for _, p := range node.ReadModels() {
+	for _, p := range node.ReadModels(node.Calendar()) {
 		if p.Name() == name {
 			return p, nil
 		}
