@@ -108,12 +108,13 @@ func (s *suppressor) run() {
 
 // fixOne finds one hidden count that the shown ones give away, or one
 // relation whose hidden parts hold fewer than k, hides one more count next
-// to it, and reports whether it did.
+// to it, and reports whether it did. A hidden count that the relations
+// alone determine, with every count around it hidden already (a total
+// with no parts is 0 whatever is shown), gives nothing away and is left.
 func (s *suppressor) fixOne() bool {
 	given := s.determined()
 	for _, c := range s.cells {
-		if c.hidden && given[c] {
-			s.hideNextTo(c)
+		if c.hidden && given[c] && s.hideNextTo(c) {
 			return true
 		}
 	}
@@ -129,8 +130,7 @@ func (s *suppressor) fixOne() bool {
 				sum += p.value
 			}
 		}
-		if unknown > 0 && sum < s.k {
-			s.hideMore(i)
+		if unknown > 0 && sum < s.k && s.hideMore(i) {
 			return true
 		}
 	}
@@ -228,8 +228,9 @@ func reduce(m [][]float64) [][]float64 {
 }
 
 // hideNextTo hides the smallest shown count in a relation with c, which
-// the shown counts give away: a part if one shows, else a total.
-func (s *suppressor) hideNextTo(c *cell) {
+// the shown counts give away: a part if one shows, else a total. It
+// reports whether it hid anything.
+func (s *suppressor) hideNextTo(c *cell) bool {
 	var pick *cell
 	consider := func(x *cell) {
 		if !x.hidden && (pick == nil || x.value < pick.value) {
@@ -252,15 +253,16 @@ func (s *suppressor) hideNextTo(c *cell) {
 		}
 	}
 	if pick == nil {
-		s.hideConnected(c)
-		return
+		return s.hideConnected(c)
 	}
 	pick.hidden = true
+	return true
 }
 
 // hideMore hides the smallest shown part of relation i, or its whole when
-// no part shows; with nothing left to hide, everything connected to it.
-func (s *suppressor) hideMore(i int) {
+// no part shows; with nothing left to hide, everything connected to it. It
+// reports whether it hid anything.
+func (s *suppressor) hideMore(i int) bool {
 	r := s.relations[i]
 	var pick *cell
 	for _, p := range r.parts {
@@ -273,13 +275,14 @@ func (s *suppressor) hideMore(i int) {
 	}
 	if pick != nil {
 		pick.hidden = true
-		return
+		return true
 	}
-	s.hideConnected(r.whole)
+	return s.hideConnected(r.whole)
 }
 
-// hideConnected hides every cell linked to c through relations.
-func (s *suppressor) hideConnected(c *cell) {
+// hideConnected hides every cell linked to c through relations, and
+// reports whether one was shown before.
+func (s *suppressor) hideConnected(c *cell) bool {
 	seen := map[*cell]bool{c: true}
 	for grown := true; grown; {
 		grown = false
@@ -299,9 +302,12 @@ func (s *suppressor) hideConnected(c *cell) {
 			}
 		}
 	}
+	hid := false
 	for x := range seen {
+		hid = hid || !x.hidden
 		x.hidden = true
 	}
+	return hid
 }
 
 // Count is a count as the analyst sees it.

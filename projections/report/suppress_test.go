@@ -209,3 +209,25 @@ func TestSuppressionOffWithKOne(t *testing.T) {
 		t.Errorf("k=1 hid %s", got)
 	}
 }
+
+// TestSuppressionEndsWhenNothingIsLeftToHide pins a hang found by the
+// security matrix: a report with nothing in it (another tenant's empty
+// report) has totals that the relations alone determine — a total with
+// no parts is 0 — and once everything is hidden there is nothing left to
+// hide next to them. The rule must stop there.
+func TestSuppressionEndsWhenNothingIsLeftToHide(t *testing.T) {
+	s := &suppressor{k: 5}
+	lone, whole, part := &cell{}, &cell{}, &cell{}
+	s.track(lone, whole, part)
+	s.relate(lone)
+	s.relate(whole, part)
+	s.run()
+	for i, c := range []*cell{lone, whole, part} {
+		if !c.hidden {
+			t.Errorf("cell %d of an empty report shows", i)
+		}
+	}
+	tb := newGrid(5, [][]int{{0, 0}, {0, 0}})
+	tb.s.run()
+	checkRule(t, tb)
+}
