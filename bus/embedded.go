@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -72,6 +73,27 @@ type EmbeddedConfig struct {
 	// ReadyTimeout bounds the wait for the server to accept connections;
 	// 0 means DefaultReadyTimeout.
 	ReadyTimeout time.Duration
+
+	// AgencyUsers are the NATS users of re-integration agencies that read
+	// their feed over NATS; each may read only its own, through the
+	// consumer Koers creates for it with EnsureAgencyConsumer (see
+	// AgencyUser).
+	//
+	// When AgencyUsers or InternalPassword is set, every client must log
+	// in: Koers' own as InternalUser with InternalPassword (Connect does),
+	// agencies as their users. Otherwise the server takes any client, which
+	// suits a server only Koers reaches (loopback, or no listener).
+	AgencyUsers []AgencyUser
+	// InternalPassword is InternalUser's password, in plaintext: Koers
+	// logs in with it. Empty while AgencyUsers is set means a random one
+	// for this start, which Config reports; set it when other Koers
+	// processes connect to this server by URL.
+	InternalPassword string
+}
+
+// authRequired reports whether clients must log in.
+func (c EmbeddedConfig) authRequired() bool {
+	return len(c.AgencyUsers) > 0 || c.InternalPassword != ""
 }
 
 // LevelTrace is the slog level of the NATS server's protocol traces, below
@@ -106,6 +128,26 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = DefaultReadyTimeout
 	}
+	// A copy, so that the caller's slice and the one Config returns
+	// cannot change the running server's.
+	cfg.AgencyUsers = slices.Clone(cfg.AgencyUsers)
+	var auth authConfig
+	if cfg.authRequired() {
+		if isBcrypt(cfg.InternalPassword) {
+			return nil, errors.New("bus: StartEmbedded: InternalPassword must be the plaintext, not a bcrypt hash: Koers logs in with it")
+		}
+		if cfg.InternalPassword == "" {
+			pw, err := randomPassword()
+			if err != nil {
+				return nil, err
+			}
+			cfg.InternalPassword = pw
+		}
+		var err error
+		if auth, err = agencyAuth(cfg); err != nil {
+			return nil, fmt.Errorf("bus: StartEmbedded: %w", err)
+		}
+	}
 
 	opts := &server.Options{
 		ServerName:   cfg.ServerName,
@@ -117,7 +159,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		SyncInterval: cfg.SyncInterval,
 		SyncAlways:   cfg.SyncAlways,
 		// The process that embeds the server owns the signals.
-		NoSigs: true,
+		NoSigs:   true,
+		Users:    auth.users,
+		Accounts: auth.accounts,
 	}
 	switch cfg.Port {
 	case RandomPort:
@@ -136,12 +180,19 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	ctx := context.Background()
 	srv.SetLoggerV2(log, log.l.Enabled(ctx, slog.LevelDebug), log.l.Enabled(ctx, LevelTrace), false)
 	srv.Start()
-	if !waitReady(srv, log, cfg.ReadyTimeout) || !srv.JetStreamEnabled() {
+	ready := waitReady(srv, log, cfg.ReadyTimeout)
+	var jsErr error
+	if ready && len(auth.accounts) > 0 {
+		jsErr = enableGlobalJetStream(srv)
+	}
+	if !ready || jsErr != nil || !srv.JetStreamEnabled() {
 		srv.Shutdown()
 		srv.WaitForShutdown()
 		why := "not ready for connections within " + cfg.ReadyTimeout.String()
 		if f := log.fatal(); f != "" {
 			why = f
+		} else if jsErr != nil {
+			why = jsErr.Error()
 		} else if !srv.JetStreamEnabled() {
 			why = "JetStream is not enabled"
 		}
@@ -153,6 +204,24 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		}
 	}
 	return &Embedded{srv: srv, cfg: cfg}, nil
+}
+
+// enableGlobalJetStream turns JetStream on in the global account, where
+// Koers' streams live. A server with accounts configured enables JetStream
+// at start only in accounts whose configuration asks for it, and the
+// global account's cannot (a configuration file may not name it, and the
+// setting is not exported); keeping Koers in the global account keeps the
+// streams where a server without agency users has them, in
+// <StoreDir>/jetstream/$G.
+func enableGlobalJetStream(srv *server.Server) error {
+	g := srv.GlobalAccount()
+	if g.JetStreamEnabled() {
+		return nil
+	}
+	if err := g.EnableJetStream(nil, nil); err != nil {
+		return fmt.Errorf("enabling JetStream in the global account: %w", err)
+	}
+	return nil
 }
 
 // waitReady waits for srv to accept connections, at most timeout, and
@@ -172,9 +241,10 @@ func waitReady(srv *server.Server, log *serverLog, timeout time.Duration) bool {
 }
 
 // Config returns the configuration the server runs with, defaults filled
-// in and Port the one it listens on (NoListener when it has none). Passing
-// it to StartEmbedded after Shutdown starts a server on the same port and
-// store.
+// in, Port the one it listens on (NoListener when it has none) and
+// InternalPassword the one it chose. Passing it to StartEmbedded after
+// Shutdown starts a server on the same port and store, with the same
+// users.
 func (e *Embedded) Config() EmbeddedConfig { return e.cfg }
 
 // Port returns the client port the server listens on, or NoListener.
@@ -190,8 +260,10 @@ func (e *Embedded) ClientURL() string {
 }
 
 // Connect opens a client connection to the server in process, without the
-// network. A connection reconnects only to this server: after Shutdown,
-// clients that must reach a restarted server connect to ClientURL instead.
+// network, logged in as InternalUser when the server requires it. A
+// connection reconnects only to this server: after Shutdown, clients that
+// must reach a restarted server connect to ClientURL instead (with
+// InternalOptions).
 func (e *Embedded) Connect(opts ...nats.Option) (*nats.Conn, error) {
 	url := e.ClientURL()
 	if url == "" {
@@ -199,11 +271,21 @@ func (e *Embedded) Connect(opts ...nats.Option) (*nats.Conn, error) {
 		// dials it.
 		url = "nats://in-process"
 	}
-	nc, err := nats.Connect(url, append([]nats.Option{nats.InProcessServer(e.srv)}, opts...)...)
+	base := append([]nats.Option{nats.InProcessServer(e.srv)}, e.InternalOptions()...)
+	nc, err := nats.Connect(url, append(base, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("bus: connecting in process: %w", err)
 	}
 	return nc, nil
+}
+
+// InternalOptions returns the options that log a client in as Koers' own
+// user, InternalUser, or none when the server takes any client.
+func (e *Embedded) InternalOptions() []nats.Option {
+	if !e.cfg.authRequired() {
+		return nil
+	}
+	return []nats.Option{nats.UserInfo(InternalUser, e.cfg.InternalPassword)}
 }
 
 // Server returns the running nats-server, for monitoring and tests.

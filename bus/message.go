@@ -22,8 +22,11 @@ const (
 	// HeaderPosition carries the event's global position in the store, in
 	// decimal. Consumers checkpoint by it.
 	HeaderPosition = "Koers-Position"
-	// HeaderPreviousPosition carries the position of the event before this
-	// one in the store's global order (0 for the first), in decimal.
+	// HeaderPreviousPosition carries, in decimal, the position of the event
+	// published before this one on the same stream (0 for the first): on
+	// KOERS_EVENTS the previous event in the store's global order that the
+	// relay publishes (it skips the audit streams), so the chain has no
+	// hole a consumer could miss.
 	HeaderPreviousPosition = "Koers-Previous-Position"
 	// HeaderEventType carries the event type, for example
 	// "koers.case.v1.CaseOpened".
@@ -50,8 +53,8 @@ var (
 
 // Message turns a stored event into the NATS message the relay publishes:
 // subject from Subject, body a serialized eventv1.Event, headers as the
-// package doc lists. previous is the position of the event before ev in the
-// store's global order (0 for the first).
+// package doc lists. previous is the position of the event published
+// before ev on the same stream (0 for the first).
 //
 // The metadata is decoded from ev.Metadata as an eventv1.Metadata. When it
 // does not decode, the message goes out without metadata and with tenant

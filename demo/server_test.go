@@ -36,7 +36,8 @@ func startKoers(t *testing.T, tenant string) *koers {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	n, err := node.Start(ctx, node.Config{DataDir: t.TempDir(), GRPCAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0",
+	dir := t.TempDir()
+	n, err := node.Start(ctx, node.Config{DataDir: dir, GRPCAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatalf("starting a node: %v", err)
@@ -51,7 +52,17 @@ func startKoers(t *testing.T, tenant string) *koers {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	callCtx := metadata.AppendToOutgoingContext(t.Context(), authn.MetadataTenant, tenant, authn.MetadataActor, "koers-demo")
+	issuer, err := authn.OpenLocalIssuer(node.LocalIssuerDir(dir), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The demo looks for an earlier run with GetCase, so it needs a
+	// centre administrator, as `koers demo` mints locally.
+	token, err := issuer.Mint(authn.Principal{Subject: "koers-demo", Tenant: tenant, Roles: []authn.Role{authn.RoleAdmin}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	callCtx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+token)
 	return &koers{node: n, client: casev1.NewCaseServiceClient(conn), ctx: callCtx}
 }
 
@@ -223,7 +234,7 @@ func TestDemoStopsWhenKoersIsUnreachable(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	ctx := metadata.AppendToOutgoingContext(t.Context(), authn.MetadataTenant, "demo", authn.MetadataActor, "koers-demo")
+	ctx := metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer not-a-token") // refused, if a server answered
 	_, err = demo.Run(ctx, casev1.NewCaseServiceClient(conn), population(t, 5, 1),
 		demo.Options{Attempts: 2, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if status.Code(err) != codes.Unavailable {

@@ -13,7 +13,6 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/koers-io/koers/node"
 	casev1 "github.com/koers-io/koers/proto/koers/case/v1"
@@ -33,8 +32,9 @@ func BenchmarkFreshness(b *testing.B) {
 		sample = 10 // one command in sample is followed by the two queries
 	)
 	ctx := context.Background()
+	dir := b.TempDir()
 	n, err := node.Start(ctx, node.Config{
-		DataDir: b.TempDir(), GRPCAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0",
+		DataDir: dir, GRPCAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -46,7 +46,7 @@ func BenchmarkFreshness(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer conn.Close()
-	callCtx := metadata.AppendToOutgoingContext(ctx, "koers-tenant", "bench", "koers-actor", "coach-bench")
+	callCtx := adminCtx(b, ctx, dir, "bench", "coach-bench")
 	cmds := casev1.NewCaseServiceClient(conn)
 	queries := queryv1.NewQueryServiceClient(conn)
 

@@ -28,6 +28,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/koers-io/koers/audit"
 	"github.com/koers-io/koers/bus"
 	"github.com/koers-io/koers/eventstore"
 	"github.com/koers-io/koers/eventstore/kurrentdb"
@@ -37,8 +38,10 @@ import (
 	"github.com/koers-io/koers/projections"
 	"github.com/koers-io/koers/projections/dashboard"
 	"github.com/koers-io/koers/projections/report"
+	"github.com/koers-io/koers/services/auditsvc"
 	"github.com/koers-io/koers/services/authn"
 	"github.com/koers-io/koers/services/casesvc"
+	"github.com/koers-io/koers/services/feedsvc"
 	"github.com/koers-io/koers/services/querysvc"
 )
 
@@ -73,12 +76,23 @@ type Config struct {
 	// accepts outside clients (agencies, projectors). Port 0 picks a free
 	// port. Ignored with NATSURL.
 	NATSListen string
+	// AgencyUsers are the NATS users of re-integration agencies that read
+	// their feed over NATS (see bus.AgencyUser and LoadAgencyUsers). On the
+	// embedded server they become its users, which makes it require logins
+	// (Koers' own with the password in InternalNATSPasswordFile); with
+	// NATSURL the cluster's configuration holds them. Either way the node
+	// creates each agency's consumer on the agency stream.
+	AgencyUsers []bus.AgencyUser
 	// PostgresDSN keeps the read models in PostgreSQL; empty keeps them in
 	// readmodel.db in DataDir.
 	PostgresDSN string
 	// ExternalProjector leaves the projections to a `koers projector`
 	// process: this node only answers queries from the read models.
 	ExternalProjector bool
+	// NoRelay leaves relaying the store onto NATS to a `koers relay`
+	// process. Without it every API process relays too, which is safe
+	// (publishes are conditional) but duplicate work.
+	NoRelay bool
 	// MetricsAddr is the host:port serving Prometheus metrics on /metrics;
 	// empty serves none.
 	MetricsAddr string
@@ -89,6 +103,9 @@ type Config struct {
 	// a deadline, "today" on a dashboard) are judged. Every part of the node
 	// gets this one; nil means Calendar().
 	Location *time.Location
+	// Auth is how callers of the gRPC API authenticate; the zero value
+	// trusts the local development issuer in DataDir.
+	Auth Auth
 	// ShutdownTimeout bounds how long Stop lets in-flight calls finish.
 	ShutdownTimeout time.Duration
 	// Logger receives the node's structured logs.
@@ -103,12 +120,16 @@ type Node struct {
 	store    eventstore.Store
 	keys     *keyring.Keyring
 	cases    *casesvc.Service
+	audit    *audit.Recorder
+	feed     *feedsvc.Service
 	embedded *bus.Embedded
 	nc       *nats.Conn
+	js       jetstream.JetStream
 	readDB   *projections.DB
 	engine   *projections.Engine
 	metrics  *http.Server
 	grpc     *grpc.Server
+	auth     *authn.Authenticator
 	health   *health.Server
 	listener net.Listener
 
@@ -147,14 +168,23 @@ func Start(ctx context.Context, cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.startRelay(js)
+	if _, err := bus.EnsureAgencyStream(ctx, js, cfg.EventStreamReplicas); err != nil {
+		return nil, fmt.Errorf("node: agency feed stream: %w", err)
+	}
+	if err := ensureAgencyConsumers(ctx, js, cfg.AgencyUsers); err != nil {
+		return nil, err
+	}
+	n.js = js
+	if !cfg.NoRelay {
+		n.startRelay(js)
+	}
 	if err := n.startReadModels(ctx, js); err != nil {
 		return nil, err
 	}
 	if err := n.startMetrics(); err != nil {
 		return nil, err
 	}
-	if err := n.startGRPC(); err != nil {
+	if err := n.startGRPC(ctx); err != nil {
 		return nil, err
 	}
 	n.log.Info("koers is serving",
@@ -207,7 +237,9 @@ func (n *Node) openServices(ctx context.Context) error {
 	if n.keys, err = keyring.Open(filepath.Join(n.cfg.DataDir, "keys"), master); err != nil {
 		return fmt.Errorf("node: keyring: %w", err)
 	}
+	n.audit = audit.New(n.store, audit.Options{})
 	n.cases, err = casesvc.New(n.store, n.keys, casesvc.Options{
+		Audit:      n.audit,
 		JournalDir: filepath.Join(n.cfg.DataDir, "erasures"),
 		Location:   n.cfg.Location,
 		Logger:     n.log.With("part", "cases"),
@@ -234,12 +266,19 @@ func (n *Node) startBus(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("node: NATS listen address: %w", err)
 	}
-	n.embedded, err = bus.StartEmbedded(bus.EmbeddedConfig{
-		StoreDir: filepath.Join(n.cfg.DataDir, "nats"),
-		Host:     host,
-		Port:     port,
-		Logger:   n.log.With("part", "nats"),
-	})
+	ecfg := bus.EmbeddedConfig{
+		StoreDir:    filepath.Join(n.cfg.DataDir, "nats"),
+		Host:        host,
+		Port:        port,
+		Logger:      n.log.With("part", "nats"),
+		AgencyUsers: n.cfg.AgencyUsers,
+	}
+	if len(n.cfg.AgencyUsers) > 0 {
+		if ecfg.InternalPassword, err = internalNATSPassword(n.cfg.DataDir); err != nil {
+			return fmt.Errorf("node: internal NATS password: %w", err)
+		}
+	}
+	n.embedded, err = bus.StartEmbedded(ecfg)
 	if err != nil {
 		return fmt.Errorf("node: embedded NATS: %w", err)
 	}
@@ -264,7 +303,8 @@ func (n *Node) natsErrors() nats.Option {
 func (n *Node) startRelay(js jetstream.JetStream) {
 	ctx, cancel := context.WithCancel(context.Background())
 	n.stopRelay = cancel
-	r := relay.New(n.store, js, relay.Options{Logger: n.log.With("part", "relay")})
+	// The audit trail stays in the store: it is not for the bus.
+	r := relay.New(n.store, js, relay.Options{Skip: audit.IsAuditStream, Logger: n.log.With("part", "relay")})
 	n.workers.Go(func() {
 		if err := r.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			n.log.Error("relay stopped", "err", err)
@@ -272,18 +312,25 @@ func (n *Node) startRelay(js jetstream.JetStream) {
 	})
 }
 
-func (n *Node) startGRPC() error {
+func (n *Node) startGRPC(ctx context.Context) error {
+	auth, err := n.authenticator(ctx)
+	if err != nil {
+		return err
+	}
+	n.auth = auth
+	security, err := n.grpcSecurity(auth)
+	if err != nil {
+		return err
+	}
 	lis, err := net.Listen("tcp", n.cfg.GRPCAddr)
 	if err != nil {
 		return fmt.Errorf("node: gRPC listener: %w", err)
 	}
 	n.listener = lis
-	n.grpc = grpc.NewServer(
-		grpc.MaxRecvMsgSize(casesvc.MaxRequestBytes),
-		grpc.ChainUnaryInterceptor(authn.UnaryInterceptor("/koers.")),
-	)
+	n.grpc = grpc.NewServer(append(security, grpc.MaxRecvMsgSize(casesvc.MaxRequestBytes))...)
 	n.cases.Register(n.grpc)
 	queries, err := querysvc.New(n.readDB.Reader(dashboard.Name), n.readDB.Reader(report.Name), querysvc.Options{
+		Audit:    n.audit,
 		Location: n.cfg.Location,
 		Logger:   n.log.With("part", "queries"),
 	})
@@ -291,6 +338,15 @@ func (n *Node) startGRPC() error {
 		return fmt.Errorf("node: query service: %w", err)
 	}
 	queries.Register(n.grpc)
+	auditsvc.New(n.audit, auditsvc.Options{Logger: n.log.With("part", "audit")}).Register(n.grpc)
+	if n.feed, err = feedsvc.New(n.js, feedsvc.Options{
+		OnSubscribe: n.auditFeedSubscribe,
+		OnDeliver:   n.auditFeedDelivery,
+		Logger:      n.log.With("part", "feed"),
+	}); err != nil {
+		return fmt.Errorf("node: feed service: %w", err)
+	}
+	n.feed.Register(n.grpc)
 	n.health = health.NewServer()
 	healthpb.RegisterHealthServer(n.grpc, n.health)
 	reflection.Register(n.grpc)
@@ -327,6 +383,9 @@ func (n *Node) Stop(ctx context.Context) error {
 
 func (n *Node) stop(ctx context.Context) error {
 	var errs []error
+	if n.feed != nil {
+		n.feed.Close() // feeds never end by themselves: end them, or draining waits for them
+	}
 	if n.grpc != nil {
 		n.health.Shutdown() // health checks answer NOT_SERVING while draining
 		stopped := make(chan struct{})
@@ -341,6 +400,9 @@ func (n *Node) stop(ctx context.Context) error {
 			n.grpc.Stop()
 		}
 		timer.Stop()
+	}
+	if n.auth != nil {
+		n.auth.Close()
 	}
 	if n.metrics != nil {
 		n.metrics.Close()

@@ -11,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/koers-io/koers/bus"
 	"github.com/koers-io/koers/bus/bustest"
@@ -25,9 +24,10 @@ import (
 
 func TestNodeRunsOnKurrentDB(t *testing.T) {
 	kdb := kurrentdbtest.Start(t) // test double: no KurrentDB server can run here
+	dir := t.TempDir()
 	ctx := context.Background()
 	n, err := node.Start(ctx, node.Config{
-		DataDir:      t.TempDir(),
+		DataDir:      dir,
 		Store:        node.StoreKurrentDB,
 		KurrentDBURL: kdb.URL(),
 		GRPCAddr:     "127.0.0.1:0",
@@ -44,7 +44,7 @@ func TestNodeRunsOnKurrentDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	callCtx := metadata.AppendToOutgoingContext(ctx, "koers-tenant", "acme", "koers-actor", "coach-1")
+	callCtx := adminCtx(t, ctx, dir, "acme", "coach-1")
 	caseID := uuid.NewString()
 	resp, err := casev1.NewCaseServiceClient(conn).OpenCase(callCtx, &casev1.OpenCaseRequest{
 		CaseId:      caseID,
@@ -206,8 +206,9 @@ func waitForStream(t *testing.T, js jetstream.JetStream) jetstream.Stream {
 
 func TestACommandIsOnTheCoachDashboardWhenTheQueryWaitsForItsPosition(t *testing.T) {
 	ctx := context.Background()
+	dir := t.TempDir()
 	n, err := node.Start(ctx, node.Config{
-		DataDir: t.TempDir(), GRPCAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0", Logger: bustest.Logger(t, 0),
+		DataDir: dir, GRPCAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0", Logger: bustest.Logger(t, 0),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -218,7 +219,7 @@ func TestACommandIsOnTheCoachDashboardWhenTheQueryWaitsForItsPosition(t *testing
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	callCtx := metadata.AppendToOutgoingContext(ctx, "koers-tenant", "acme", "koers-actor", "coach-1")
+	callCtx := adminCtx(t, ctx, dir, "acme", "coach-1")
 	caseID := uuid.NewString()
 	opened, err := casev1.NewCaseServiceClient(conn).OpenCase(callCtx, &casev1.OpenCaseRequest{
 		CaseId:      caseID,

@@ -16,21 +16,29 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/koers-io/koers/bus"
 	"github.com/koers-io/koers/projections"
+	"github.com/koers-io/koers/projections/agencyfeed"
 	"github.com/koers-io/koers/projections/dashboard"
 	"github.com/koers-io/koers/projections/report"
 	"github.com/koers-io/koers/services/casesvc"
 )
 
 // ReadModels are the projections Koers runs, judging days in the practice's
-// calendar loc: the coach dashboard and the organisational report.
-// `koers serve`, `koers projector` and the projections commands all take
-// them from here.
-func ReadModels(loc *time.Location) []projections.Projection {
+// calendar loc: the coach dashboard, the organisational report, and the
+// agency router, which publishes the agencies' feeds through js (the
+// agency stream must exist: bus.EnsureAgencyStream). `koers serve`,
+// `koers projector` and the projections commands all take them from here.
+func ReadModels(loc *time.Location, js jetstream.JetStream, log *slog.Logger) ([]projections.Projection, error) {
+	router, err := agencyfeed.New(agencyfeed.Options{JetStream: js, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("node: agency router: %w", err)
+	}
 	return []projections.Projection{
 		dashboard.New(dashboard.Options{Location: loc}),
 		report.New(report.Options{Location: loc}),
-	}
+		router,
+	}, nil
 }
 
 // Calendar is the practice's calendar Koers uses unless told otherwise:
@@ -68,11 +76,16 @@ func (n *Node) startReadModels(ctx context.Context, js jetstream.JetStream) erro
 	if n.cfg.ExternalProjector {
 		return nil
 	}
+	log := n.log.With("part", "projections")
+	models, err := ReadModels(n.cfg.Location, js, log)
+	if err != nil {
+		return err
+	}
 	n.engine, err = projections.Start(ctx, projections.Config{
 		DB:          n.readDB,
 		JetStream:   js,
-		Projections: ReadModels(n.cfg.Location),
-		Logger:      n.log.With("part", "projections"),
+		Projections: models,
+		Logger:      log,
 	})
 	if err != nil {
 		return fmt.Errorf("node: projections: %w", err)
@@ -138,7 +151,14 @@ func RunProjector(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("node: jetstream: %w", err)
 	}
-	engine, err := projections.Start(ctx, projections.Config{DB: db, JetStream: js, Projections: ReadModels(cfg.Location), Logger: log})
+	if _, err := bus.EnsureAgencyStream(ctx, js, cfg.EventStreamReplicas); err != nil {
+		return fmt.Errorf("node: agency feed stream: %w", err)
+	}
+	models, err := ReadModels(cfg.Location, js, log)
+	if err != nil {
+		return err
+	}
+	engine, err := projections.Start(ctx, projections.Config{DB: db, JetStream: js, Projections: models, Logger: log})
 	if err != nil {
 		return fmt.Errorf("node: projections: %w", err)
 	}

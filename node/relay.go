@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/koers-io/koers/audit"
 	"github.com/koers-io/koers/bus"
 	"github.com/koers-io/koers/eventstore/relay"
 )
@@ -63,7 +64,7 @@ func RunRelay(ctx context.Context, cfg Config) error {
 		return err
 	}
 	log.Info("relaying", "store", cfg.Store, "nats", redactURLs(cfg.NATSURL))
-	err = relay.New(store, js, relay.Options{Logger: log}).Run(ctx)
+	err = relay.New(store, js, relay.Options{Skip: audit.IsAuditStream, Logger: log}).Run(ctx)
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}

@@ -39,13 +39,17 @@ func koers(t *testing.T, args ...string) (string, error) {
 func TestCaseCommandsWalkATrajectory(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	n, err := node.Start(ctx, node.Config{DataDir: t.TempDir(), GRPCAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0",
+	dir := t.TempDir()
+	n, err := node.Start(ctx, node.Config{DataDir: dir, GRPCAddr: "127.0.0.1:0", NATSListen: "127.0.0.1:0",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer n.Stop(context.Background())
 	t.Setenv("KOERS_ADDR", n.GRPCAddr())
+	// No KOERS_TOKEN: the commands mint their tokens with the node's local
+	// development issuer, as on the machine of a koers serve.
+	t.Setenv("KOERS_DATA", dir)
 	t.Setenv("KOERS_TENANT", "demo-centre")
 	t.Setenv("KOERS_ACTOR", "coach-anna")
 	t.Setenv("KOERS_LOG_LEVEL", "error")

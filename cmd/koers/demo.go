@@ -23,7 +23,7 @@ import (
 // public CaseService API, so that dashboards and reports have something to
 // show.
 type demoCmd struct {
-	Addr    string   `help:"host:port of the Koers gRPC API." default:"127.0.0.1:7400"`
+	endpoint
 	Tenant  string   `help:"Tenant to fill (lower-case letters, digits and hyphens)." default:"demo"`
 	Actor   string   `help:"Who acts in the recorded events: a system ID, never a person's name." default:"koers-demo"`
 	Cases   int      `help:"How many cases to generate." default:"3000"`
@@ -44,7 +44,7 @@ func (d *demoCmd) Run(ctx context.Context, log *slog.Logger, out io.Writer) erro
 	if d.DryRun {
 		return d.dryRun(out)
 	}
-	conn := caseConn{Addr: d.Addr, Tenant: d.Tenant, Actor: d.Actor, Timeout: demoRunTimeout}
+	conn := caseConn{endpoint: d.endpoint, Tenant: d.Tenant, Actor: d.Actor, Timeout: demoRunTimeout}
 	client, ctx, done, err := conn.dial(ctx)
 	if err != nil {
 		return err

@@ -671,7 +671,7 @@ func (c *deployChecker) checkText(file string, data []byte) []string {
 			line = strings.TrimSuffix(strings.TrimSpace(line), `\`) + " " + lines[i]
 		}
 		for _, env := range envToken.FindAllString(line, -1) {
-			if !c.envs[env] && env != bus.DefaultStreamName {
+			if !c.envs[env] && env != bus.DefaultStreamName && env != bus.AgencyStreamName {
 				problems = append(problems, fmt.Sprintf("%s:%d: no koers command reads %s", file, lineNo, env))
 			}
 		}

@@ -27,6 +27,7 @@ type cli struct {
 	Projector   projectorCmd   `cmd:"" help:"Run the projections as a process of their own against an external NATS and PostgreSQL (scale-out)."`
 	Demo        demoCmd        `cmd:"" help:"Fill a running Koers with a synthetic demo population through its public API: organisations, coaches and a few thousand cases over two years."`
 	Projections projectionsCmd `cmd:"" help:"Look after the read models: status, rebuild, dead letters and retries (koers projections --help lists the commands)."`
+	Token       tokenCmd       `cmd:"" help:"Mint a development token for any role with the local issuer of a data folder, which a koers serve on its defaults trusts; prints the token alone (export KOERS_TOKEN=$(koers token ...))."`
 }
 
 // Globals are the flags every command takes.

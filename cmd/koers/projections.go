@@ -52,7 +52,13 @@ func (f readModelFlags) openDB(ctx context.Context) (*projections.DB, error) {
 
 // connect reaches the event stream; the caller closes the connection.
 func (f readModelFlags) connect(ctx context.Context) (*nats.Conn, jetstream.JetStream, jetstream.Stream, error) {
-	nc, err := nats.Connect(f.NATSURL, nats.Name("koers projections"), nats.Timeout(3*time.Second))
+	opts := []nats.Option{nats.Name("koers projections"), nats.Timeout(3 * time.Second)}
+	// A koers serve whose embedded server has agency users requires a
+	// login; its data folder holds Koers' own password.
+	if pw, err := os.ReadFile(node.InternalNATSPasswordFile(f.Data)); err == nil {
+		opts = append(opts, nats.UserInfo(bus.InternalUser, strings.TrimSpace(string(pw))))
+	}
+	nc, err := nats.Connect(f.NATSURL, opts...)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("connect to NATS at %s: %w", f.NATSURL, err)
 	}
@@ -71,9 +77,13 @@ func (f readModelFlags) connect(ctx context.Context) (*nats.Conn, jetstream.JetS
 	return nc, js, s, nil
 }
 
-func projectionNamed(name string) (projections.Projection, error) {
+func projectionNamed(name string, js jetstream.JetStream, log *slog.Logger) (projections.Projection, error) {
+	models, err := node.ReadModels(node.Calendar(), js, log)
+	if err != nil {
+		return nil, err
+	}
 	var names []string
-	for _, p := range node.ReadModels(node.Calendar()) {
+	for _, p := range models {
 		if p.Name() == name {
 			return p, nil
 		}
@@ -113,11 +123,16 @@ func (c *projectionsStatusCmd) Run(ctx context.Context, log *slog.Logger, out io
 
 type projectionsRebuildCmd struct {
 	readModelFlags
-	Name string `arg:"" help:"Projection to rebuild: dashboard or report."`
+	Name string `arg:"" help:"Projection to rebuild: dashboard, report or agencyfeed."`
 }
 
 func (c *projectionsRebuildCmd) Run(ctx context.Context, log *slog.Logger) error {
-	p, err := projectionNamed(c.Name)
+	nc, js, _, err := c.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	p, err := projectionNamed(c.Name, js, log)
 	if err != nil {
 		return err
 	}
@@ -126,11 +141,6 @@ func (c *projectionsRebuildCmd) Run(ctx context.Context, log *slog.Logger) error
 		return err
 	}
 	defer db.Close()
-	nc, js, _, err := c.connect(ctx)
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
 	var progress func(projections.Progress)
 	if term.IsTerminal(int(os.Stderr.Fd())) {
 		bar := &progressBar{w: os.Stderr, start: time.Now()}
@@ -176,8 +186,13 @@ type projectionsRetryCmd struct {
 	Position uint64 `arg:"" optional:"" help:"Position of the one event to retry; all parked events when left out."`
 }
 
-func (c *projectionsRetryCmd) Run(ctx context.Context, out io.Writer) error {
-	p, err := projectionNamed(c.Name)
+func (c *projectionsRetryCmd) Run(ctx context.Context, log *slog.Logger, out io.Writer) error {
+	nc, js, _, err := c.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	p, err := projectionNamed(c.Name, js, log)
 	if err != nil {
 		return err
 	}

@@ -15,9 +15,15 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
+	"google.golang.org/grpc/status"
+
+	"github.com/koers-io/koers/node"
+	"github.com/koers-io/koers/services/authn"
 )
 
 // The tests here run the real command in a child process: the test binary
@@ -129,7 +135,22 @@ func TestServeAnswersHealthAndReflectionAndStopsCleanlyOnInterrupt(t *testing.T)
 		if resp.Status != healthpb.HealthCheckResponse_SERVING {
 			t.Fatalf("round %d: health status %v, want SERVING", round, resp.Status)
 		}
-		if services := listServices(ctx, t, conn); !contains(services, "grpc.health.v1.Health") {
+		// Health answers anyone; everything else, reflection included,
+		// wants a token (here of the local development issuer that serve
+		// created in the data folder).
+		if _, err := reflectionStream(ctx, conn); status.Code(err) != codes.Unauthenticated {
+			t.Fatalf("round %d: reflection without a token: %v, want Unauthenticated", round, err)
+		}
+		issuer, err := authn.OpenLocalIssuer(node.LocalIssuerDir(dir), false)
+		if err != nil {
+			t.Fatalf("round %d: serve made no local issuer: %v", round, err)
+		}
+		token, err := issuer.Mint(authn.Principal{Subject: "ops", Tenant: "acme", Roles: []authn.Role{authn.RoleAdmin}}, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		authed := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
+		if services := listServices(authed, t, conn); !contains(services, "grpc.health.v1.Health") {
 			t.Fatalf("round %d: reflection lists %v, without the health service", round, services)
 		}
 		cancel()
@@ -215,18 +236,7 @@ func runKoers(t *testing.T, args ...string) (string, error) {
 
 func listServices(ctx context.Context, t *testing.T, conn *grpc.ClientConn) []string {
 	t.Helper()
-	stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stream.CloseSend()
-	req := &reflectionpb.ServerReflectionRequest{
-		MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{},
-	}
-	if err := stream.Send(req); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := stream.Recv()
+	resp, err := reflectionStream(ctx, conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,6 +245,27 @@ func listServices(ctx context.Context, t *testing.T, conn *grpc.ClientConn) []st
 		names = append(names, s.Name)
 	}
 	return names
+}
+
+// reflectionStream asks server reflection for the list of services.
+func reflectionStream(ctx context.Context, conn *grpc.ClientConn) (*reflectionpb.ServerReflectionResponse, error) {
+	stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer stream.CloseSend()
+	req := &reflectionpb.ServerReflectionRequest{
+		MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{},
+	}
+	if err := stream.Send(req); err != nil {
+		// A refused stream ends before the request is sent: its
+		// status comes with Recv.
+		if errors.Is(err, io.EOF) {
+			_, err = stream.Recv()
+		}
+		return nil, err
+	}
+	return stream.Recv()
 }
 
 func contains(list []string, s string) bool {

@@ -1,7 +1,8 @@
 #!/bin/sh
 # generate.sh makes a private CA and the server certificates a Koers
-# deployment needs, for trials and for clusters without a PKI of their own
-# (with cert-manager or a corporate CA, issue the same names there instead):
+# deployment needs (the engines' and the Koers API's), for trials and for
+# clusters without a PKI of their own (with cert-manager or a corporate CA,
+# issue the same names there instead):
 #
 #   deploy/certs/generate.sh [OUT] [NAMESPACE]
 #
@@ -16,6 +17,10 @@
 #                                          name, which must be the same
 #   OUT/nats/{tls.crt,tls.key,ca.crt}      the NATS nodes (client and route TLS)
 #   OUT/postgres/{tls.crt,tls.key,ca.crt}  PostgreSQL
+#   OUT/koers-api/{tls.crt,tls.key,ca.crt} the Koers API's gRPC listener
+#                                          (koers serve --tls-cert,
+#                                          --tls-key), for the names
+#                                          clients and probes use
 #
 # Every certificate is good for both server and client authentication:
 # KurrentDB nodes and NATS routes authenticate each other with them.
@@ -87,6 +92,15 @@ leaf nats nats \
 	localhost IP:127.0.0.1
 leaf postgres postgres \
 	postgres "postgres.$svc" localhost IP:127.0.0.1
+# The API: its Kubernetes Services (koers-api, and koers-api-headless for
+# clients that balance per call) and the Compose services and their alias
+# (koers-api-1, koers-api-2, koers-api). The health probes connect to
+# 127.0.0.1 and verify the name koers-api. Add the name outside clients
+# use, if they reach the API under another one.
+leaf koers-api koers-api \
+	koers-api "koers-api.$svc" koers-api-headless "koers-api-headless.$svc" \
+	koers-api-1 koers-api-2 \
+	localhost IP:127.0.0.1
 chmod 0644 "$out/ca/ca.crt"
 
 echo "certificates in $out; the CA key is $out/private/ca.key"

@@ -1,5 +1,6 @@
 // Package relay carries the event store onto the NATS JetStream event
-// stream: every stored event, in store order, exactly once.
+// stream: every stored event, in store order, exactly once — except the
+// events of streams that Options.Skip names, which stay in the store alone.
 //
 // The relay keeps no checkpoint of its own. The destination is the
 // checkpoint: at every (re)start it reads the last message on the JetStream
@@ -15,6 +16,21 @@
 // order, as long as only relays of this store publish to it. Each message's
 // Koers-Previous-Position names the event stored before it, so consumers
 // can check that they saw every one.
+//
+// # Skipped streams
+//
+// Options.Skip keeps the events of some streams (the audit trail) off the
+// bus. The invariant then holds for the published events: the stream holds
+// exactly the store's events that Skip lets through, in store order, and
+// Koers-Previous-Position names the last published event before each one
+// (0 for the first), not the event stored just before it. A consumer
+// checking the chain therefore sees no gap where skipped events were. A
+// restart needs nothing more: the stream's last message is the last
+// published event, and the skipped events after it are read and skipped
+// again. Skip must give the same answer for a stream in every run of every
+// relay of the store; a stream it starts to skip later leaves its earlier
+// events on the bus, and one it stops skipping later is published from
+// then on only.
 //
 // Pipelined publishes alone would not keep it: if the server restarts
 // mid-flight, message N can be lost while N+1, buffered by the client, is
@@ -102,6 +118,11 @@ type Options struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Logger receives restarts and failures; nil means slog.Default().
 	Logger *slog.Logger
+	// Skip reports whether the events of a store stream stay off the bus
+	// (see "Skipped streams" in the package doc); nil skips nothing. It is
+	// called once per event, from one goroutine, and must be fast and
+	// give the same answer for a stream every time.
+	Skip func(stream string) bool
 }
 
 func (o Options) withDefaults() Options {
@@ -206,7 +227,8 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
-// pending is a publish awaiting its ack.
+// pending is a publish awaiting its ack, or a skipped event (ack nil),
+// which counts as relayed once every publish before it is acknowledged.
 type pending struct {
 	ack      jetstream.PubAckFuture
 	sequence uint64 // the stream sequence the message must get
@@ -276,10 +298,12 @@ func (r *Relay) resumePoint(ctx context.Context) (uint64, eventstore.Position, e
 }
 
 // publish publishes the events after position from, each conditional on
-// the stream sequence before it, starting at lastSeq.
+// the stream sequence before it, starting at lastSeq. Events that
+// Options.Skip names are passed to the ack loop unpublished, so that
+// Position moves past them in order.
 func (r *Relay) publish(ctx context.Context, inflight chan<- pending, lastSeq uint64, from eventstore.Position) error {
 	defer close(inflight)
-	previous := from
+	previous := from // the last published event: skipped ones do not count
 	for ev, err := range r.store.SubscribeAll(ctx, from) {
 		if err != nil {
 			if ctx.Err() != nil {
@@ -288,7 +312,16 @@ func (r *Relay) publish(ctx context.Context, inflight chan<- pending, lastSeq ui
 			if errors.Is(err, eventstore.ErrClosed) {
 				return fmt.Errorf("%w: %w", errFatal, err)
 			}
-			return fmt.Errorf("relay: reading the store after position %d: %w", previous, err)
+			return fmt.Errorf("relay: reading the store after position %d: %w", r.read.Load(), err)
+		}
+		if r.opts.Skip != nil && r.opts.Skip(ev.Stream) {
+			select {
+			case inflight <- pending{position: ev.Position}:
+			case <-ctx.Done():
+				return nil
+			}
+			r.read.Store(uint64(ev.Position))
+			continue
 		}
 		msg, err := bus.Message(ev, previous)
 		if err != nil {
@@ -327,6 +360,11 @@ func (r *Relay) awaitAcks(ctx context.Context, inflight <-chan pending) error {
 			}
 			p = next
 		}
+		if p.ack == nil {
+			// Skipped: relayed as soon as everything before it is.
+			r.position.Store(uint64(p.position))
+			continue
+		}
 		timer.Reset(r.opts.AckTimeout)
 		select {
 		case <-ctx.Done():
@@ -348,9 +386,13 @@ func (r *Relay) awaitAcks(ctx context.Context, inflight <-chan pending) error {
 	}
 }
 
-// Position returns the store position of the last event the stream is known
-// to hold: acknowledged by JetStream in this run, or found as the stream's
-// last message when the run began.
+// Position returns the store position up to which every event is known to
+// be relayed: the last event the stream is known to hold (acknowledged by
+// JetStream in this run, or found as the stream's last message when the run
+// began), or a skipped event after it once everything before that is
+// acknowledged. At the start of a run it falls back to the stream's last
+// message, and moves past the skipped events after it as they are read
+// again.
 func (r *Relay) Position() eventstore.Position {
 	return eventstore.Position(r.position.Load())
 }
@@ -360,11 +402,12 @@ type Stats struct {
 	// Position is what Position returns.
 	Position eventstore.Position
 	// Read is the position of the last event read from the store and
-	// published, acknowledged or not.
+	// published (acknowledged or not) or skipped.
 	Read eventstore.Position
 	// Published counts the acks of messages JetStream stored as new since
-	// New. A run abandoned with publishes in flight does not read their
-	// acks, so messages it stored may go uncounted.
+	// New; skipped events are not published. A run abandoned with
+	// publishes in flight does not read their acks, so messages it stored
+	// may go uncounted.
 	Published uint64
 	// Runs counts runs started since New: 1 plus the restarts.
 	Runs uint64

@@ -1,134 +1,63 @@
-// Package authn says who is calling a Koers gRPC service: the tenant the
-// call acts for and the actor who acts.
+// Package authn says who calls a Koers gRPC service: it authenticates the
+// call and gives the services a Principal (subject, tenant, roles, and the
+// coach, organisation or agency the principal speaks for).
 //
-// Until real authentication arrives, the caller states both in gRPC
-// metadata (MetadataTenant, MetadataActor) and Koers believes it. This
-// package is the one place that reads them: services take the Caller from
-// the context with FromContext and never look at the metadata themselves,
-// so the authentication layer replaces UnaryInterceptor and nothing else.
+// # Bearer tokens
+//
+// A call carries "authorization: Bearer <JWT>" in its gRPC metadata. The
+// Authenticator accepts ES256 and RS256 tokens signed by a key of the
+// configured JWK Set (a file, or a URL it refreshes), and HS256 only when
+// a development secret is configured, and then nothing else. Every token
+// needs the configured issuer (iss) and audience (aud), an expiry (exp),
+// and is checked against nbf and iat, with a small leeway for clock skew.
+// Beside sub, a Koers token carries the claims "tenant", "roles" (a list of
+// Role, none twice), and "coach_id", "organisation_id" or "agency_id" for
+// the coach, employer and agency roles (see Claims): each required with its
+// role and refused without it. Claim names are matched exactly (case
+// matters), and a token with a "crit" header is refused. New fails when the
+// key set cannot be loaded at start. Every failure is Unauthenticated; the
+// message says what was wrong without echoing the token.
+//
+// # Mutual TLS
+//
+// When the gRPC listener verifies client certificates (ServerTLS with a
+// client CA), a call that carries no bearer token but presented a verified
+// certificate authenticates as an integration (a centre's own system) of
+// the tenant in the certificate's first Organization (O), with its common
+// name (CN) as subject (Via "mtls", roles [integration]). Whoever controls
+// the client CA can therefore vouch for any tenant: use a CA for nothing
+// else. A bearer token, when present, always decides.
+//
+// # The local development issuer
+//
+// Koers on its embedded defaults trusts a LocalIssuer: an ES256 key it
+// creates in <data>/auth, with which `koers token` mints tokens for every
+// role. Production configures the identity provider's JWK Set instead.
+//
+// Services never read tokens, certificates or metadata themselves: they
+// take the Principal with PrincipalFromContext, which the interceptors of
+// services/authz put there after authentication and the policy check.
 package authn
 
 import (
-	"context"
-	"strings"
 	"unicode"
 	"unicode/utf8"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 )
 
-// The gRPC metadata keys a caller states itself with.
-const (
-	// MetadataTenant names the tenant the call acts for.
-	MetadataTenant = "koers-tenant"
-	// MetadataActor names who acts: a coach's or a system's subject ID.
-	MetadataActor = "koers-actor"
-	// MetadataCorrelationID optionally ties the call to a larger piece of
-	// work; it has the form of a request ID.
-	MetadataCorrelationID = "koers-correlation-id"
-)
+// MetadataCorrelationID is the optional gRPC metadata key that ties a call
+// to a larger piece of work; it has the form of a request ID and becomes
+// the correlation ID of the events the call writes.
+const MetadataCorrelationID = "koers-correlation-id"
 
-// Limits of the caller's identifiers.
+// Limits of the principal's identifiers.
 const (
 	// MaxTenantLength is the longest tenant ID: it is a NATS subject token.
 	MaxTenantLength = 63
-	// MaxActorLength is the longest actor.
+	// MaxActorLength is the longest subject (the actor of events).
 	MaxActorLength = 128
 	// MaxCorrelationIDLength is the longest correlation ID.
 	MaxCorrelationIDLength = 64
 )
-
-// Caller is who makes a call.
-type Caller struct {
-	// Tenant is the tenant the call acts for: lower-case letters, digits
-	// and hyphens, 1 to MaxTenantLength characters.
-	Tenant string
-	// Actor is who acts, never a client's name: 1 to MaxActorLength
-	// printable characters without spaces.
-	Actor string
-	// CorrelationID ties the call to a larger piece of work; empty when the
-	// caller sent none.
-	CorrelationID string
-}
-
-type callerKey struct{}
-
-// NewContext returns ctx carrying c.
-func NewContext(ctx context.Context, c Caller) context.Context {
-	return context.WithValue(ctx, callerKey{}, c)
-}
-
-// FromContext returns the caller UnaryInterceptor found for the call, and
-// false when the call came past no interceptor.
-func FromContext(ctx context.Context) (Caller, bool) {
-	c, ok := ctx.Value(callerKey{}).(Caller)
-	return c, ok
-}
-
-// UnaryInterceptor reads the caller from the metadata of every call to a
-// method whose full name starts with prefix (for example "/koers."), and
-// refuses the call with Unauthenticated when the tenant or actor is missing
-// or malformed. Other calls (health checks, reflection) pass untouched.
-func UnaryInterceptor(prefix string) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		if !strings.HasPrefix(info.FullMethod, prefix) {
-			return handler(ctx, req)
-		}
-		md, _ := metadata.FromIncomingContext(ctx)
-		c, err := callerOf(md)
-		if err != nil {
-			return nil, err
-		}
-		return handler(NewContext(ctx, c), req)
-	}
-}
-
-func callerOf(md metadata.MD) (Caller, error) {
-	tenant, err := single(md, MetadataTenant)
-	if err != nil {
-		return Caller{}, err
-	}
-	if !ValidTenant(tenant) {
-		return Caller{}, status.Errorf(codes.Unauthenticated,
-			"metadata %s must be 1 to %d lower-case letters, digits and hyphens", MetadataTenant, MaxTenantLength)
-	}
-	actor, err := single(md, MetadataActor)
-	if err != nil {
-		return Caller{}, err
-	}
-	if !ValidActor(actor) {
-		return Caller{}, status.Errorf(codes.Unauthenticated,
-			"metadata %s must be 1 to %d printable characters without spaces", MetadataActor, MaxActorLength)
-	}
-	c := Caller{Tenant: tenant, Actor: actor}
-	switch ids := md.Get(MetadataCorrelationID); {
-	case len(ids) > 1:
-		return Caller{}, status.Errorf(codes.Unauthenticated, "metadata %s is given %d times", MetadataCorrelationID, len(ids))
-	case len(ids) == 1:
-		if !ValidCorrelationID(ids[0]) {
-			return Caller{}, status.Errorf(codes.Unauthenticated,
-				"metadata %s must be 1 to %d characters from A-Z, a-z, 0-9 and . _ : -", MetadataCorrelationID, MaxCorrelationIDLength)
-		}
-		c.CorrelationID = ids[0]
-	}
-	return c, nil
-}
-
-// single returns the one value of key; a missing or repeated key is
-// refused, since two tenants in one call cannot both be believed.
-func single(md metadata.MD, key string) (string, error) {
-	switch v := md.Get(key); len(v) {
-	case 0:
-		return "", status.Errorf(codes.Unauthenticated, "metadata %s is missing", key)
-	case 1:
-		return v[0], nil
-	default:
-		return "", status.Errorf(codes.Unauthenticated, "metadata %s is given %d times", key, len(v))
-	}
-}
 
 // ValidTenant reports whether t is a well-formed tenant ID.
 func ValidTenant(t string) bool {

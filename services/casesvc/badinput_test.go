@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/uuid"
@@ -111,7 +112,16 @@ func TestBadInputIsRefusedPreciselyAndChangesNothing(t *testing.T) {
 			return err
 		}
 	}
-	noTenant := metadata.AppendToOutgoingContext(context.Background(), authn.MetadataActor, "coach-anna")
+	noToken := context.Background()
+	otherIssuer, err := authn.OpenLocalIssuer(t.TempDir(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := otherIssuer.Mint(authn.Principal{Subject: "coach-anna", Tenant: tenant, Roles: []authn.Role{authn.RoleAdmin}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forgedToken := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+forged)
 
 	tests := []struct {
 		name string
@@ -269,9 +279,9 @@ func TestBadInputIsRefusedPreciselyAndChangesNothing(t *testing.T) {
 		}, code: codes.AlreadyExists, reason: "CASE_ALREADY_OPENED"},
 
 		// Who calls, and how much.
-		{name: "no tenant", stream: s.open, ctx: noTenant, call: withSession(func(*casev1.RecordSessionRequest) {}),
+		{name: "no token", stream: s.open, ctx: noToken, call: withSession(func(*casev1.RecordSessionRequest) {}),
 			code: codes.Unauthenticated},
-		{name: "malformed tenant", stream: s.open, ctx: as("Acme Coaching", "coach-anna"), call: withSession(func(*casev1.RecordSessionRequest) {}),
+		{name: "token of an issuer Koers does not trust", stream: s.open, ctx: forgedToken, call: withSession(func(*casev1.RecordSessionRequest) {}),
 			code: codes.Unauthenticated},
 		{name: "request over 256 KiB", stream: s.open, call: withSession(func(r *casev1.RecordSessionRequest) { r.Notes = strings.Repeat("x", 300<<10) }),
 			code: codes.ResourceExhausted},

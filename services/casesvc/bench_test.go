@@ -51,6 +51,7 @@ import (
 	casev1 "github.com/koers-io/koers/proto/koers/case/v1"
 	eventv1 "github.com/koers-io/koers/proto/koers/event/v1"
 	"github.com/koers-io/koers/services/authn"
+	"github.com/koers-io/koers/services/authz"
 	"github.com/koers-io/koers/services/casesvc"
 )
 
@@ -87,7 +88,13 @@ func newRig(b *testing.B, opts casesvc.Options) *rig {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := grpc.NewServer(grpc.MaxRecvMsgSize(casesvc.MaxRequestBytes), grpc.ChainUnaryInterceptor(authn.UnaryInterceptor("/koers.")))
+	auth, err := authn.New(context.Background(), issuer.Config())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(auth.Close)
+	srv := grpc.NewServer(grpc.MaxRecvMsgSize(casesvc.MaxRequestBytes),
+		grpc.ChainUnaryInterceptor(authz.UnaryInterceptor(auth)), grpc.ChainStreamInterceptor(authz.StreamInterceptor(auth)))
 	svc.Register(srv)
 	go srv.Serve(lis)
 	b.Cleanup(srv.Stop)
@@ -233,8 +240,9 @@ func benchGRPC(b *testing.B, clients, cacheSize int, direct bool) (time.Duration
 		RecordSession(context.Context, *casev1.RecordSessionRequest, ...grpc.CallOption) (*casev1.RecordSessionResponse, error)
 	} = r.client
 	if direct {
-		ctx = authn.NewContext(context.Background(), authn.Caller{Tenant: "bench", Actor: "coach-bench"})
-		client = directClient{r.svc}
+		ctx = context.Background()
+		client = directClient{svc: r.svc, principal: authn.Principal{
+			Subject: "coach-bench", Tenant: "bench", Roles: []authn.Role{authn.RoleAdmin}, Via: authn.ViaJWT}}
 	}
 	cases := make([]string, clients)
 	return run(b, b.N, clients, func(c, i int) error {
@@ -252,14 +260,26 @@ func benchGRPC(b *testing.B, clients, cacheSize int, direct bool) (time.Duration
 	})
 }
 
-// directClient calls the service's methods without gRPC.
-type directClient struct{ svc *casesvc.Service }
+// directClient calls the service's methods without gRPC, as principal,
+// checking the policy as the interceptor would.
+type directClient struct {
+	svc       *casesvc.Service
+	principal authn.Principal
+}
 
 func (d directClient) OpenCase(ctx context.Context, r *casev1.OpenCaseRequest, _ ...grpc.CallOption) (*casev1.OpenCaseResponse, error) {
+	ctx, err := authz.Grant(ctx, d.principal, casev1.CaseService_OpenCase_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	return d.svc.OpenCase(ctx, r)
 }
 
 func (d directClient) RecordSession(ctx context.Context, r *casev1.RecordSessionRequest, _ ...grpc.CallOption) (*casev1.RecordSessionResponse, error) {
+	ctx, err := authz.Grant(ctx, d.principal, casev1.CaseService_RecordSession_FullMethodName)
+	if err != nil {
+		return nil, err
+	}
 	return d.svc.RecordSession(ctx, r)
 }
 

@@ -25,6 +25,8 @@ type spec struct {
 	// be derived, and its client ID names the key that seals.
 	opening  bool
 	clientID string
+	// coachID is the coach OpenCase names, whom the policy asks about.
+	coachID string
 	// build makes the domain command from the request, sealing personal
 	// parts with f's sealer and adding what is wrong to f. It returns the
 	// day the command happened in the world, zero when it names none.
@@ -48,7 +50,7 @@ func recipient(r *casev1.Recipient) casework.Recipient {
 
 // OpenCase implements casev1.CaseServiceServer.
 func (s *Service) OpenCase(ctx context.Context, req *casev1.OpenCaseRequest) (*casev1.OpenCaseResponse, error) {
-	sp := spec{method: casev1.CaseService_OpenCase_FullMethodName, req: req, opening: true, clientID: req.GetClientId(),
+	sp := spec{method: casev1.CaseService_OpenCase_FullMethodName, req: req, opening: true, clientID: req.GetClientId(), coachID: req.GetCoachId(),
 		build: func(f *form) (casework.Command, casework.Date) {
 			c := casework.OpenCase{
 				ClientID:       req.GetClientId(),

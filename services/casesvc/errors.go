@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/protoadapt"
 
+	"github.com/koers-io/koers/audit"
 	"github.com/koers-io/koers/casework"
 	"github.com/koers-io/koers/eventstore"
 	"github.com/koers-io/koers/keyring"
@@ -36,7 +37,7 @@ var (
 	// errConflict: the case kept moving under the command.
 	errConflict = errors.New("the case kept changing while the command was decided; send the same request again")
 	// errNoCaller: the call came past no authentication.
-	errNoCaller = errors.New("the call names no tenant and actor")
+	errNoCaller = errors.New("the call was not authenticated")
 )
 
 // invalid reports violations of a request's fields the way the domain
@@ -67,6 +68,11 @@ func (s *Service) status(err error) error {
 			&errdetails.ErrorInfo{Reason: ReasonConflict, Domain: ErrorDomain})
 	case errors.Is(err, errNoCaller):
 		return status.Error(codes.Unauthenticated, err.Error())
+	case errors.Is(err, audit.ErrNotRecorded):
+		s.log.Error("a read could not be recorded in the audit trail, so nothing was disclosed", "err", err)
+		return status.Error(codes.Unavailable, "the read could not be recorded in the audit trail, so nothing was disclosed; try again")
+	case status.Code(err) == codes.PermissionDenied:
+		return err // the policy's refusal, already phrased for the caller
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

@@ -15,14 +15,12 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/koers-io/koers/bus"
 	"github.com/koers-io/koers/eventstore"
 	"github.com/koers-io/koers/node"
 	casev1 "github.com/koers-io/koers/proto/koers/case/v1"
-	"github.com/koers-io/koers/services/authn"
 )
 
 // testNode is a real node in a data folder of the test, with a client
@@ -46,6 +44,7 @@ func startNode(t testing.TB, dir string) *testNode {
 		DataDir:    dir,
 		GRPCAddr:   "127.0.0.1:0",
 		NATSListen: "127.0.0.1:0",
+		Auth:       trustIssuer(),
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
@@ -74,12 +73,6 @@ func (tn *testNode) restart() *testNode {
 	tn.t.Helper()
 	tn.stop()
 	return startNode(tn.t, tn.dir)
-}
-
-// as returns a context whose calls act for tenant as actor.
-func as(tenant, actor string) context.Context {
-	return metadata.AppendToOutgoingContext(context.Background(),
-		authn.MetadataTenant, tenant, authn.MetadataActor, actor)
 }
 
 // head is the store's last position.

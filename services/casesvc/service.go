@@ -37,6 +37,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/koers-io/koers/audit"
 	"github.com/koers-io/koers/casework"
 	"github.com/koers-io/koers/eventstore"
 	"github.com/koers-io/koers/keyring"
@@ -81,8 +82,17 @@ type Options struct {
 	// between storing ClientDataErased and erasing the key then heals only
 	// when the case is next loaded.
 	JournalDir string
+	// Audit records every read of a case's personal data (GetCase) before
+	// the answer leaves; when it cannot, the read fails and discloses
+	// nothing. Nil records nothing: for tests and tools, never a server.
+	Audit Auditor
 	// Logger receives the service's errors; default slog.Default().
 	Logger *slog.Logger
+}
+
+// Auditor keeps the audit trail; *audit.Recorder is the one Koers runs.
+type Auditor interface {
+	Record(ctx context.Context, e audit.Entry) error
 }
 
 func (o Options) withDefaults() Options {
@@ -147,7 +157,7 @@ func (s *Service) Register(r grpc.ServiceRegistrar) {
 // prepared is a command that passed validation.
 type prepared struct {
 	spec
-	caller    authn.Caller
+	principal authn.Principal
 	caseID    string
 	stream    string
 	requestID string
@@ -163,20 +173,30 @@ func (s *Service) execute(ctx context.Context, sp spec) (*casev1.CommandResult, 
 }
 
 func (s *Service) executeCommand(ctx context.Context, sp spec) (*casev1.CommandResult, error) {
-	caller, ok := authn.FromContext(ctx)
+	principal, ok := authn.PrincipalFromContext(ctx)
 	if !ok {
 		return nil, errNoCaller
 	}
-	p, err := s.prepare(caller, sp)
+	p, err := s.prepare(principal, sp)
 	if err != nil {
 		return nil, err
 	}
-	first := eventID(caller.Tenant, p.caseID, p.requestID, p.digest, 0)
+	first := eventID(principal.Tenant, p.caseID, p.requestID, p.digest, 0)
 	var cmd casework.Command // sealed with the client's key once known
 	fresh := false           // read the store even for a cached case
 	for attempt := 0; attempt < s.opts.MaxAttempts; {
 		c, cached, err := s.loadFor(ctx, p, fresh)
 		if err != nil {
+			return nil, err
+		}
+		if err := s.authorize(ctx, p, c); err != nil {
+			if cached && !errors.Is(err, casework.ErrCaseAlreadyOpened) && !errors.Is(err, casework.ErrCaseNotOpened) {
+				// Refused on a cached copy: refuse only what the store's
+				// latest state refuses (the case may just have been
+				// referred to the caller).
+				fresh = true
+				continue
+			}
 			return nil, err
 		}
 		if r, ok := c.request(p.requestID); ok {
@@ -230,9 +250,9 @@ func backOff(ctx context.Context, attempt int) error {
 // prepare validates a command without looking at the case: the request
 // ID, the case ID, the request's own limits and the domain command's
 // Validate, with its personal parts sealed in shape only.
-func (s *Service) prepare(caller authn.Caller, sp spec) (prepared, error) {
+func (s *Service) prepare(principal authn.Principal, sp spec) (prepared, error) {
 	f := &form{sealer: shapeSealer{}}
-	p := prepared{spec: sp, caller: caller, requestID: sp.req.GetRequestId()}
+	p := prepared{spec: sp, principal: principal, requestID: sp.req.GetRequestId()}
 	switch id := p.requestID; {
 	case id == "":
 		f.add("request_id", "required")
@@ -241,7 +261,7 @@ func (s *Service) prepare(caller authn.Caller, sp spec) (prepared, error) {
 	}
 	switch raw := sp.req.GetCaseId(); {
 	case raw == "" && sp.opening:
-		p.caseID = derivedCaseID(caller.Tenant, p.requestID)
+		p.caseID = derivedCaseID(principal.Tenant, p.requestID)
 	case raw == "":
 		f.add("case_id", "required")
 	default:
@@ -273,7 +293,7 @@ func (s *Service) loadFor(ctx context.Context, p prepared, fresh bool) (*loaded,
 	if err != nil {
 		return nil, false, err
 	}
-	if c.exists() && c.tenant != p.caller.Tenant {
+	if c.exists() && c.tenant != p.principal.Tenant {
 		if p.opening {
 			return nil, false, casework.ErrCaseAlreadyOpened
 		}
@@ -293,7 +313,7 @@ func (s *Service) loadFor(ctx context.Context, p prepared, fresh bool) (*loaded,
 func (s *Service) seal(p prepared, c *loaded) (casework.Command, error) {
 	keyID := c.state.ClientKeyID
 	if p.opening {
-		keyID = clientKeyID(p.caller.Tenant, p.clientID)
+		keyID = clientKeyID(p.principal.Tenant, p.clientID)
 	}
 	if !c.exists() && !p.opening {
 		// Nothing to seal for: Decide says the case was never opened.
@@ -343,7 +363,7 @@ func (s *Service) decideAndAppend(ctx context.Context, p prepared, c *loaded, cm
 		return nil, fmt.Errorf("append to %s: %w", p.stream, err)
 	}
 	if c.events+uint64(len(events)) == res.Revision+1 {
-		s.cache.put(p.stream, c.appended(p.caller.Tenant, events, p.requestID, first, res))
+		s.cache.put(p.stream, c.appended(p.principal.Tenant, events, p.requestID, first, res))
 	} else {
 		// The store recognised an earlier append of this command that
 		// did not follow the loaded revision: what it holds is not what
@@ -366,16 +386,16 @@ func (s *Service) eventData(p prepared, events []proto.Message) ([]eventstore.Ev
 	if !p.occurred.IsZero() {
 		occurred = time.Date(p.occurred.Year, p.occurred.Month, p.occurred.Day, 0, 0, 0, 0, s.opts.Location)
 	}
-	correlation := p.caller.CorrelationID
+	correlation := p.principal.CorrelationID
 	if correlation == "" {
 		correlation = p.requestID
 	}
 	meta, err := proto.Marshal(&eventv1.Metadata{
-		TenantId:      p.caller.Tenant,
+		TenantId:      p.principal.Tenant,
 		CaseId:        p.caseID,
 		OccurredAt:    timestamppb.New(occurred),
 		RecordedAt:    timestamppb.New(now),
-		Actor:         p.caller.Actor,
+		Actor:         p.principal.Subject,
 		RequestId:     p.requestID,
 		CorrelationId: correlation,
 		CausationId:   p.requestID,
@@ -394,7 +414,7 @@ func (s *Service) eventData(p prepared, events []proto.Message) ([]eventstore.Ev
 			body = []byte{} // an event with every field at its zero value
 		}
 		out[i] = eventstore.EventData{
-			ID:       eventID(p.caller.Tenant, p.caseID, p.requestID, p.digest, i),
+			ID:       eventID(p.principal.Tenant, p.caseID, p.requestID, p.digest, i),
 			Type:     string(e.ProtoReflect().Descriptor().FullName()),
 			Data:     body,
 			Metadata: meta,

@@ -9,12 +9,15 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/koers-io/koers/audit"
 	"github.com/koers-io/koers/casework"
 	"github.com/koers-io/koers/eventstore"
 	"github.com/koers-io/koers/keyring"
+	auditv1 "github.com/koers-io/koers/proto/koers/audit/v1"
 	casev1 "github.com/koers-io/koers/proto/koers/case/v1"
 	eventv1 "github.com/koers-io/koers/proto/koers/event/v1"
 	"github.com/koers-io/koers/services/authn"
+	"github.com/koers-io/koers/services/authz"
 )
 
 // GetCase implements casev1.CaseServiceServer: the case's state and its
@@ -26,7 +29,7 @@ func (s *Service) GetCase(ctx context.Context, req *casev1.GetCaseRequest) (*cas
 }
 
 func (s *Service) getCase(ctx context.Context, req *casev1.GetCaseRequest) (*casev1.GetCaseResponse, error) {
-	caller, ok := authn.FromContext(ctx)
+	principal, ok := authn.PrincipalFromContext(ctx)
 	if !ok {
 		return nil, errNoCaller
 	}
@@ -50,8 +53,14 @@ func (s *Service) getCase(ctx context.Context, req *casev1.GetCaseRequest) (*cas
 	if err != nil {
 		return nil, err
 	}
-	if h.tenant != caller.Tenant {
+	if h.tenant != principal.Tenant {
 		return nil, casework.ErrCaseNotOpened
+	}
+	if err := authz.Case(ctx, caseFacts(h.tenant, caseID, h.state)); err != nil {
+		if err == authz.ErrNoSuchCase {
+			return nil, casework.ErrCaseNotOpened
+		}
+		return nil, err
 	}
 	if h.state.IsErased() {
 		if err := s.ensureErased(h.state.ClientKeyID); err != nil {
@@ -66,6 +75,15 @@ func (s *Service) getCase(ctx context.Context, req *casev1.GetCaseRequest) (*cas
 	}
 	last := recorded[len(recorded)-1]
 	resp.Case = s.caseView(caseID, last, h.state, parts)
+	if s.opts.Audit != nil {
+		err := s.opts.Audit.Record(ctx, audit.Entry{
+			Principal: principal, Action: auditv1.AuditAction_AUDIT_ACTION_READ_CASE,
+			Method: casev1.CaseService_GetCase_FullMethodName, CaseID: caseID, PersonalData: !h.state.IsErased(),
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 	return resp, nil
 }
 

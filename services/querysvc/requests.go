@@ -103,22 +103,18 @@ func (v *violations) date(field string, d *casev1.Date) casework.Date {
 	return day
 }
 
-func dashboardQuery(c authn.Caller, req *queryv1.GetCoachDashboardRequest, now time.Time) (dashboard.Query, error) {
+func dashboardQuery(c authn.Principal, req *queryv1.GetCoachDashboardRequest, now time.Time) (dashboard.Query, error) {
 	var v violations
 	v.subjectID("coach_id", req.GetCoachId())
 	v.days("idle_days", req.GetIdleDays())
 	v.days("recent_days", req.GetRecentDays())
-	coach := req.GetCoachId()
-	if coach == "" {
-		coach = c.Actor
-	}
 	return dashboard.Query{
-		Tenant: c.Tenant, Coach: coach, Now: now,
+		Tenant: c.Tenant, Coach: req.GetCoachId(), Now: now,
 		IdleDays: int(req.GetIdleDays()), RecentDays: int(req.GetRecentDays()),
 	}, v.err()
 }
 
-func listFilter(c authn.Caller, req *queryv1.ListCasesRequest, now time.Time) (dashboard.Filter, error) {
+func listFilter(c authn.Principal, req *queryv1.ListCasesRequest, now time.Time) (dashboard.Filter, error) {
 	var v violations
 	v.subjectID("coach_id", req.GetCoachId())
 	for i, st := range req.GetStages() {
@@ -145,7 +141,7 @@ func listFilter(c authn.Caller, req *queryv1.ListCasesRequest, now time.Time) (d
 	}, v.err()
 }
 
-func reportQuery(c authn.Caller, req *queryv1.GetOrganisationReportRequest, now time.Time, k int) (report.Query, error) {
+func reportQuery(c authn.Principal, req *queryv1.GetOrganisationReportRequest, now time.Time, k int) (report.Query, error) {
 	var v violations
 	v.organisation("organisation_id", req.GetOrganisationId())
 	v.department("department", req.GetDepartment(), req.GetOrganisationId())

@@ -16,6 +16,7 @@
 package querysvc
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,12 +27,15 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/koers-io/koers/audit"
 	"github.com/koers-io/koers/eventstore"
 	"github.com/koers-io/koers/projections"
 	"github.com/koers-io/koers/projections/dashboard"
 	"github.com/koers-io/koers/projections/report"
+	auditv1 "github.com/koers-io/koers/proto/koers/audit/v1"
 	queryv1 "github.com/koers-io/koers/proto/koers/query/v1"
 	"github.com/koers-io/koers/services/authn"
+	"github.com/koers-io/koers/services/authz"
 )
 
 // Defaults of Options.
@@ -72,9 +76,19 @@ type Options struct {
 	// MaxWait bounds how long a query waits for its min_position; default
 	// DefaultMaxWait.
 	MaxWait time.Duration
+	// Audit records every answer about cases (dashboards, lists) and
+	// every report export before it leaves; when it cannot, the query
+	// fails and discloses nothing. Nil records nothing: for tests and
+	// tools, never a server.
+	Audit Auditor
 	// Logger receives the errors callers are not told the details of;
 	// default slog.Default().
 	Logger *slog.Logger
+}
+
+// Auditor keeps the audit trail; *audit.Recorder is the one Koers runs.
+type Auditor interface {
+	Record(ctx context.Context, e audit.Entry) error
 }
 
 // Service implements queryv1.QueryServiceServer on the dashboard and report
@@ -119,8 +133,8 @@ func New(dash, rep ReadModel, opts Options) (*Service, error) {
 }
 
 // Register registers the service on a gRPC server. The server must run
-// authn.UnaryInterceptor for the "/koers." methods, which tells the
-// service who calls.
+// the interceptors of services/authz, which authenticate every call, check
+// the policy and tell the service who calls.
 func (s *Service) Register(srv grpc.ServiceRegistrar) {
 	queryv1.RegisterQueryServiceServer(srv, s)
 }
@@ -135,6 +149,12 @@ func (s *Service) GetCoachDashboard(ctx context.Context, req *queryv1.GetCoachDa
 	if err != nil {
 		return nil, err
 	}
+	if q.Coach, err = authz.Caseload(ctx, req.GetCoachId()); err != nil {
+		return nil, err
+	}
+	if q.Coach == "" {
+		q.Coach = cmp.Or(caller.CoachID, caller.Subject)
+	}
 	fresh, err := s.freshen(ctx, s.dashboard, req.GetMinPosition())
 	if err != nil {
 		return nil, s.status(err)
@@ -146,6 +166,10 @@ func (s *Service) GetCoachDashboard(ctx context.Context, req *queryv1.GetCoachDa
 	})
 	if err != nil {
 		return nil, s.status(err)
+	}
+	if err := s.record(ctx, caller, audit.Entry{Action: auditv1.AuditAction_AUDIT_ACTION_READ_CASE_LIST,
+		Method: queryv1.QueryService_GetCoachDashboard_FullMethodName}); err != nil {
+		return nil, err
 	}
 	return &queryv1.GetCoachDashboardResponse{Dashboard: dashboardProto(d), Freshness: fresh}, nil
 }
@@ -160,6 +184,9 @@ func (s *Service) ListCases(ctx context.Context, req *queryv1.ListCasesRequest) 
 	if err != nil {
 		return nil, err
 	}
+	if f.Coach, err = authz.Caseload(ctx, req.GetCoachId()); err != nil {
+		return nil, err
+	}
 	fresh, err := s.freshen(ctx, s.dashboard, req.GetMinPosition())
 	if err != nil {
 		return nil, s.status(err)
@@ -171,6 +198,10 @@ func (s *Service) ListCases(ctx context.Context, req *queryv1.ListCasesRequest) 
 	})
 	if err != nil {
 		return nil, s.status(err)
+	}
+	if err := s.record(ctx, caller, audit.Entry{Action: auditv1.AuditAction_AUDIT_ACTION_READ_CASE_LIST,
+		Method: queryv1.QueryService_ListCases_FullMethodName}); err != nil {
+		return nil, err
 	}
 	return listProto(list, fresh), nil
 }
@@ -185,6 +216,9 @@ func (s *Service) GetOrganisationReport(ctx context.Context, req *queryv1.GetOrg
 	if err != nil {
 		return nil, err
 	}
+	if q.Organisation, err = authz.Report(ctx, req.GetOrganisationId()); err != nil {
+		return nil, err
+	}
 	fresh, err := s.freshen(ctx, s.report, req.GetMinPosition())
 	if err != nil {
 		return nil, s.status(err)
@@ -197,15 +231,35 @@ func (s *Service) GetOrganisationReport(ctx context.Context, req *queryv1.GetOrg
 	if err != nil {
 		return nil, s.status(err)
 	}
+	if err := s.record(ctx, caller, audit.Entry{Action: auditv1.AuditAction_AUDIT_ACTION_EXPORT_REPORT,
+		Method:         queryv1.QueryService_GetOrganisationReport_FullMethodName,
+		OrganisationID: q.Organisation, Department: q.Department,
+		PeriodFrom: q.From, PeriodTo: q.To, ReportAsOf: q.AsOf}); err != nil {
+		return nil, err
+	}
 	return &queryv1.GetOrganisationReportResponse{Report: reportProto(r), Freshness: fresh}, nil
 }
 
-func (s *Service) caller(ctx context.Context) (authn.Caller, error) {
-	c, ok := authn.FromContext(ctx)
+func (s *Service) caller(ctx context.Context) (authn.Principal, error) {
+	c, ok := authn.PrincipalFromContext(ctx)
 	if !ok {
-		return c, status.Error(codes.Unauthenticated, "the call names no tenant and actor (metadata koers-tenant, koers-actor)")
+		return c, status.Error(codes.Unauthenticated, "the call was not authenticated")
 	}
 	return c, nil
+}
+
+// record writes e, made by p, to the audit trail; a failure is the
+// query's, so that nothing leaves unrecorded.
+func (s *Service) record(ctx context.Context, p authn.Principal, e audit.Entry) error {
+	if s.opts.Audit == nil {
+		return nil
+	}
+	e.Principal = p
+	if err := s.opts.Audit.Record(ctx, e); err != nil {
+		s.opts.Logger.Error("an answer could not be recorded in the audit trail, so nothing was disclosed", "err", err)
+		return status.Error(codes.Unavailable, "the answer could not be recorded in the audit trail, so nothing was disclosed; try again")
+	}
+	return nil
 }
 
 // freshen waits for the read model to reach minPos, within the bound, and

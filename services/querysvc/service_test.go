@@ -15,7 +15,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
@@ -32,6 +31,7 @@ import (
 	casev1 "github.com/koers-io/koers/proto/koers/case/v1"
 	queryv1 "github.com/koers-io/koers/proto/koers/query/v1"
 	"github.com/koers-io/koers/services/authn"
+	"github.com/koers-io/koers/services/authz"
 	"github.com/koers-io/koers/services/querysvc"
 )
 
@@ -85,7 +85,8 @@ func newFixture(t *testing.T, opts querysvc.Options) *fixture {
 }
 
 // serve starts a QueryService with opts on a loopback port, behind the
-// authn interceptor as in a node, and returns a client of it.
+// authentication and policy interceptor as in a node, and returns a client
+// of it.
 func (f *fixture) serve(opts querysvc.Options) queryv1.QueryServiceClient {
 	t := f.t
 	t.Helper()
@@ -98,7 +99,12 @@ func (f *fixture) serve(opts querysvc.Options) queryv1.QueryServiceClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	server := grpc.NewServer(grpc.ChainUnaryInterceptor(authn.UnaryInterceptor("/koers.")))
+	auth, err := authn.New(context.Background(), issuer.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(auth.Close)
+	server := grpc.NewServer(grpc.ChainUnaryInterceptor(authz.UnaryInterceptor(auth)))
 	svc.Register(server)
 	go server.Serve(lis)
 	t.Cleanup(server.Stop)
@@ -159,11 +165,6 @@ func publish(t *testing.T, js jetstream.JetStream, events []projections.Event) {
 		}
 		prev = ev.Position
 	}
-}
-
-// as returns a context calling as actor of tenant.
-func as(tenant, actor string) context.Context {
-	return metadata.AppendToOutgoingContext(context.Background(), authn.MetadataTenant, tenant, authn.MetadataActor, actor)
 }
 
 // caughtUp waits, without the service, until both projections applied the

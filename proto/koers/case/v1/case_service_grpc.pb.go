@@ -54,15 +54,25 @@ const (
 //
 // # Who is calling
 //
-// Every call carries two gRPC metadata keys: `koers-tenant`, the tenant
-// (mobility centre or practice) the call acts for (lower-case letters,
-// digits and hyphens, 1 to 63 characters), and `koers-actor`, who acts (a
-// coach's or system's subject ID, 1 to 128 printable characters without
-// spaces, never a client's name). A call without them, or with malformed
-// ones, fails with UNAUTHENTICATED. An optional `koers-correlation-id` (same
-// form as request_id) ties the events to a larger piece of work; it
+// Every call is authenticated: a bearer token (gRPC metadata
+// `authorization: Bearer <JWT>`) or, for a centre's own systems, a client
+// certificate (mutual TLS). Without valid credentials a call fails with
+// UNAUTHENTICATED. The principal's tenant (mobility centre or practice) is
+// the tenant the call acts for, and its subject becomes the actor of the
+// events the call writes. An optional `koers-correlation-id` metadata key
+// (same form as request_id) ties the events to a larger piece of work; it
 // defaults to the request ID. A case belongs to the tenant that opened it:
 // for any other tenant it does not exist (NOT_FOUND).
+//
+// Who may call what is Koers' policy (SECURITY.md): a centre's systems
+// (integration) and administrators send every command on any case of
+// their tenant; coaches send commands on their own cases and those
+// referred to them, but do not assign coaches or agencies and do not
+// erase; a re-integration agency records checkpoints on the cases
+// assigned to it, while the client's consent for it covers
+// re-integration. GetCase, which discloses personal data, is for
+// administrators and the case's coaches, and every GetCase is recorded in
+// the audit trail before it answers. Anything else is PERMISSION_DENIED.
 //
 // # Commands
 //
@@ -106,6 +116,12 @@ const (
 //     that is taken.
 //   - ABORTED (reason CONCURRENCY_CONFLICT): other commands kept changing
 //     the case; send the same request again.
+//   - UNAUTHENTICATED: no, expired, wrongly addressed or forged
+//     credentials.
+//   - PERMISSION_DENIED: the caller's roles do not reach this RPC, or not
+//     this case.
+//   - UNAVAILABLE: for GetCase, also when the read could not be recorded in
+//     the audit trail (nothing was disclosed); try again.
 //   - RESOURCE_EXHAUSTED: the request is larger than 256 KiB.
 //
 // # Limits
@@ -438,15 +454,25 @@ func (c *caseServiceClient) GetCase(ctx context.Context, in *GetCaseRequest, opt
 //
 // # Who is calling
 //
-// Every call carries two gRPC metadata keys: `koers-tenant`, the tenant
-// (mobility centre or practice) the call acts for (lower-case letters,
-// digits and hyphens, 1 to 63 characters), and `koers-actor`, who acts (a
-// coach's or system's subject ID, 1 to 128 printable characters without
-// spaces, never a client's name). A call without them, or with malformed
-// ones, fails with UNAUTHENTICATED. An optional `koers-correlation-id` (same
-// form as request_id) ties the events to a larger piece of work; it
+// Every call is authenticated: a bearer token (gRPC metadata
+// `authorization: Bearer <JWT>`) or, for a centre's own systems, a client
+// certificate (mutual TLS). Without valid credentials a call fails with
+// UNAUTHENTICATED. The principal's tenant (mobility centre or practice) is
+// the tenant the call acts for, and its subject becomes the actor of the
+// events the call writes. An optional `koers-correlation-id` metadata key
+// (same form as request_id) ties the events to a larger piece of work; it
 // defaults to the request ID. A case belongs to the tenant that opened it:
 // for any other tenant it does not exist (NOT_FOUND).
+//
+// Who may call what is Koers' policy (SECURITY.md): a centre's systems
+// (integration) and administrators send every command on any case of
+// their tenant; coaches send commands on their own cases and those
+// referred to them, but do not assign coaches or agencies and do not
+// erase; a re-integration agency records checkpoints on the cases
+// assigned to it, while the client's consent for it covers
+// re-integration. GetCase, which discloses personal data, is for
+// administrators and the case's coaches, and every GetCase is recorded in
+// the audit trail before it answers. Anything else is PERMISSION_DENIED.
 //
 // # Commands
 //
@@ -490,6 +516,12 @@ func (c *caseServiceClient) GetCase(ctx context.Context, in *GetCaseRequest, opt
 //     that is taken.
 //   - ABORTED (reason CONCURRENCY_CONFLICT): other commands kept changing
 //     the case; send the same request again.
+//   - UNAUTHENTICATED: no, expired, wrongly addressed or forged
+//     credentials.
+//   - PERMISSION_DENIED: the caller's roles do not reach this RPC, or not
+//     this case.
+//   - UNAVAILABLE: for GetCase, also when the read could not be recorded in
+//     the audit trail (nothing was disclosed); try again.
 //   - RESOURCE_EXHAUSTED: the request is larger than 256 KiB.
 //
 // # Limits

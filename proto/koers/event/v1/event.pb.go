@@ -38,8 +38,10 @@ type Event struct {
 	Revision uint64 `protobuf:"varint,3,opt,name=revision,proto3" json:"revision,omitempty"`
 	// The event's place in the store's global order; strictly increasing.
 	Position uint64 `protobuf:"varint,4,opt,name=position,proto3" json:"position,omitempty"`
-	// Position of the event before this one in the global order (0 for the
-	// first). A consumer whose checkpoint differs from it has missed events.
+	// Position of the event published before this one on the same stream (0
+	// for the first): on the event stream, the previous event in the global
+	// order that the relay publishes (the audit trail stays in the store). A
+	// consumer whose checkpoint differs from it has missed events.
 	PreviousPosition uint64 `protobuf:"varint,5,opt,name=previous_position,json=previousPosition,proto3" json:"previous_position,omitempty"`
 	// When the event store committed the event.
 	RecordedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=recorded_at,json=recordedAt,proto3" json:"recorded_at,omitempty"`

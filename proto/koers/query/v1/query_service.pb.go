@@ -29,10 +29,10 @@ type ReportView int32
 const (
 	// The default: the analyst view.
 	ReportView_REPORT_VIEW_UNSPECIFIED ReportView = 0
-	// For analysts of the tenant: aggregates only, every count made of fewer
-	// than k cases suppressed (k is the server's setting, 5 by default). The
-	// only view for now; views for an employer (within the clients'
-	// consent) may follow.
+	// Aggregates only, every count made of fewer than k cases suppressed (k
+	// is the server's setting, 5 by default). The only view: analysts,
+	// administrators and employers (about their own organisation) all get
+	// it.
 	ReportView_REPORT_VIEW_ANALYST ReportView = 1
 )
 
@@ -268,8 +268,9 @@ func (x *Freshness) GetStale() bool {
 // GetCoachDashboardRequest asks for a coach's dashboard.
 type GetCoachDashboardRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The coach (subject ID) whose dashboard this is; empty means the caller
-	// (koers-actor). 1 to 128 printable characters without spaces.
+	// The coach whose dashboard this is; empty means the caller (a coach's
+	// coach_id, otherwise the caller's subject). 1 to 128 printable
+	// characters without spaces.
 	CoachId string `protobuf:"bytes,1,opt,name=coach_id,json=coachId,proto3" json:"coach_id,omitempty"`
 	// Cases without any activity for more than this many days are idle.
 	// 0 means 14; at most 3660.

@@ -36,13 +36,17 @@ const (
 //
 // # Who is calling
 //
-// Every call carries the gRPC metadata `koers-tenant` and `koers-actor`,
-// as for CaseService; without them, or malformed, it fails with
-// UNAUTHENTICATED. Every answer covers the caller's tenant only: cases of
-// other tenants do not exist here. Until authentication lands, Koers
-// believes what the caller states; coaches should read their own
-// dashboard (coach_id defaults to the actor), and the organisational
-// report is for analysts.
+// Every call is authenticated (a bearer token in the metadata
+// `authorization: Bearer <JWT>`, see CaseService); without valid
+// credentials it fails with UNAUTHENTICATED. Every answer covers the
+// caller's tenant only: cases of other tenants do not exist here. Who may
+// ask what (SECURITY.md): a coach reads their own dashboard and case list
+// (coach_id empty or their own; another coach's is PERMISSION_DENIED); an
+// administrator any coach's, and the whole tenant's list; analysts and
+// administrators read reports about any organisation of the tenant;
+// employers (HR) only about their own organisation, whatever
+// organisation_id says. Every answer is recorded in the audit trail
+// before it leaves.
 //
 // # Read your writes
 //
@@ -71,9 +75,13 @@ const (
 //     value out of range, a malformed page token or one made for other
 //     filters, a department without its organisation, a period that ends
 //     before it starts, an unknown view.
-//   - UNAUTHENTICATED: tenant or actor missing or malformed.
-//   - UNAVAILABLE: the read model is being opened or Koers is shutting
-//     down; try again.
+//   - UNAUTHENTICATED: no, expired, wrongly addressed or forged
+//     credentials.
+//   - PERMISSION_DENIED: the caller's roles do not reach this RPC, or not
+//     the coach or organisation it names.
+//   - UNAVAILABLE: the read model is being opened, Koers is shutting down,
+//     or the answer could not be recorded in the audit trail (nothing was
+//     disclosed); try again.
 type QueryServiceClient interface {
 	// GetCoachDashboard returns a coach's caseload: the active cases with
 	// their stage, question type, employer, last activity and statutory
@@ -140,13 +148,17 @@ func (c *queryServiceClient) GetOrganisationReport(ctx context.Context, in *GetO
 //
 // # Who is calling
 //
-// Every call carries the gRPC metadata `koers-tenant` and `koers-actor`,
-// as for CaseService; without them, or malformed, it fails with
-// UNAUTHENTICATED. Every answer covers the caller's tenant only: cases of
-// other tenants do not exist here. Until authentication lands, Koers
-// believes what the caller states; coaches should read their own
-// dashboard (coach_id defaults to the actor), and the organisational
-// report is for analysts.
+// Every call is authenticated (a bearer token in the metadata
+// `authorization: Bearer <JWT>`, see CaseService); without valid
+// credentials it fails with UNAUTHENTICATED. Every answer covers the
+// caller's tenant only: cases of other tenants do not exist here. Who may
+// ask what (SECURITY.md): a coach reads their own dashboard and case list
+// (coach_id empty or their own; another coach's is PERMISSION_DENIED); an
+// administrator any coach's, and the whole tenant's list; analysts and
+// administrators read reports about any organisation of the tenant;
+// employers (HR) only about their own organisation, whatever
+// organisation_id says. Every answer is recorded in the audit trail
+// before it leaves.
 //
 // # Read your writes
 //
@@ -175,9 +187,13 @@ func (c *queryServiceClient) GetOrganisationReport(ctx context.Context, in *GetO
 //     value out of range, a malformed page token or one made for other
 //     filters, a department without its organisation, a period that ends
 //     before it starts, an unknown view.
-//   - UNAUTHENTICATED: tenant or actor missing or malformed.
-//   - UNAVAILABLE: the read model is being opened or Koers is shutting
-//     down; try again.
+//   - UNAUTHENTICATED: no, expired, wrongly addressed or forged
+//     credentials.
+//   - PERMISSION_DENIED: the caller's roles do not reach this RPC, or not
+//     the coach or organisation it names.
+//   - UNAVAILABLE: the read model is being opened, Koers is shutting down,
+//     or the answer could not be recorded in the audit trail (nothing was
+//     disclosed); try again.
 type QueryServiceServer interface {
 	// GetCoachDashboard returns a coach's caseload: the active cases with
 	// their stage, question type, employer, last activity and statutory
