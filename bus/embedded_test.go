@@ -688,10 +688,12 @@ func TestAgencyCannotMakeJetStreamWriteIntoKoersSubjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := nc.PublishRequest(next, inbox, pull); err != nil {
+	// It waits for a message rather than asking with no_wait, which
+	// JetStream may answer "no messages" while it still handles the first.
+	if err := nc.PublishRequest(next, inbox, []byte(`{"batch":1,"expires":10000000000}`)); err != nil {
 		t.Fatal(err)
 	}
-	if m, err := sub.NextMsg(10 * time.Second); err != nil || !strings.HasPrefix(m.Subject, "koers.agency.acme.reintegra.") {
+	if m, err := sub.NextMsg(15 * time.Second); err != nil || !strings.HasPrefix(m.Subject, "koers.agency.acme.reintegra.") {
 		t.Fatalf("the agency's own pull got %v, %v; want one of its messages", m, err)
 	}
 	// Koers' own connection sends the attack's request after both. The
