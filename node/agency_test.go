@@ -20,6 +20,7 @@ import (
 
 	"github.com/koers-io/koers/bus"
 	"github.com/koers-io/koers/node"
+	auditv1 "github.com/koers-io/koers/proto/koers/audit/v1"
 	casev1 "github.com/koers-io/koers/proto/koers/case/v1"
 	feedv1 "github.com/koers-io/koers/proto/koers/feed/v1"
 	"github.com/koers-io/koers/services/authn"
@@ -184,6 +185,34 @@ func TestAnAgencySeesExactlyItsAssignedConsentedCasesUntilTheConsentEnds(t *test
 		if g, wnt := summary(rest, names), summary(got[i+1:], names); !slices.Equal(g, wnt) {
 			t.Errorf("resumed after event %d: %v, want %v", i, g, wnt)
 		}
+	}
+
+	// The audit trail has every subscription, each after the event its
+	// token named, and every delivery.
+	trail, err := auditv1.NewAuditServiceClient(w.conn).ListAuditRecords(w.admin,
+		&auditv1.ListAuditRecordsRequest{Action: auditv1.AuditAction_AUDIT_ACTION_FEED_SUBSCRIBE, PageSize: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var after []uint64
+	for _, e := range trail.GetEntries() {
+		after = append(after, e.GetRecord().GetPosition())
+	}
+	wantAfter := []uint64{0}
+	for _, r := range got[:len(got)-1] {
+		wantAfter = append(wantAfter, r.GetEvent().GetPosition())
+	}
+	slices.Sort(after)
+	if !slices.Equal(after, wantAfter) {
+		t.Errorf("the audit trail has subscriptions after positions %v, want %v", after, wantAfter)
+	}
+	deliveries, err := auditv1.NewAuditServiceClient(w.conn).ListAuditRecords(w.admin,
+		&auditv1.ListAuditRecordsRequest{Action: auditv1.AuditAction_AUDIT_ACTION_FEED_DELIVER, PageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, want := len(deliveries.GetEntries()), len(got)*(len(got)+1)/2; n != want {
+		t.Errorf("the audit trail has %d feed deliveries, want %d", n, want)
 	}
 
 	// The same feed over NATS, through the consumer Koers made for the

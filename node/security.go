@@ -7,13 +7,16 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	"github.com/koers-io/koers/audit"
+	"github.com/koers-io/koers/bus"
 	"github.com/koers-io/koers/eventstore"
 	auditv1 "github.com/koers-io/koers/proto/koers/audit/v1"
 	feedv1 "github.com/koers-io/koers/proto/koers/feed/v1"
@@ -137,11 +140,41 @@ func ReadSecretFile(path string) ([]byte, error) {
 	return os.ReadFile(path)
 }
 
-// auditFeedSubscribe records that an agency opened its feed.
+// auditFeedSubscribe records that an agency opened its feed, and after
+// which event: the store position of the message its resume token names.
 func (n *Node) auditFeedSubscribe(ctx context.Context, p authn.Principal, req *feedv1.SubscribeRequest) error {
 	e := audit.Entry{Principal: p, Action: auditv1.AuditAction_AUDIT_ACTION_FEED_SUBSCRIBE,
 		Method: authz.FeedSubscribe, CaseID: req.GetCaseId()}
+	if token := req.GetResumeToken(); token != "" {
+		pos, err := n.feedPosition(ctx, token)
+		if err != nil {
+			n.log.Error("the position of a feed's resume token could not be read, so the feed was not opened", "err", err)
+			return status.Error(codes.Unavailable, "the feed could not be opened; try again")
+		}
+		e.Position = pos
+	}
 	return n.recordOrRefuse(ctx, e)
+}
+
+// feedPosition is the store position of the agency feed message whose
+// sequence is token (FeedService validated its form).
+func (n *Node) feedPosition(ctx context.Context, token string) (eventstore.Position, error) {
+	seq, err := strconv.ParseUint(token, 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	stream, err := n.js.Stream(ctx, bus.AgencyStreamName)
+	if err != nil {
+		return 0, err
+	}
+	msg, err := stream.GetMsg(ctx, seq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil // FeedService answers OUT_OF_RANGE for it
+	}
+	if err != nil {
+		return 0, err
+	}
+	return bus.PositionOf(msg.Header)
 }
 
 // auditFeedDelivery records each event delivered to an agency before it

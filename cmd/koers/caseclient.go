@@ -42,7 +42,7 @@ type caseConn struct {
 // it is, how to reach it, and the token to call with.
 type endpoint struct {
 	Addr  string `help:"host:port of the Koers gRPC API." default:"127.0.0.1:7400"`
-	Token string `help:"Bearer token to call with (from your identity provider, or koers token). Empty: mint a short-lived admin token for --tenant as --actor with the development issuer of the local data folder (--data), which works on the machine of a koers serve on its defaults."`
+	Token string `help:"Bearer token to call with (from your identity provider, or koers token). Empty: mint a short-lived token for the command (see --tenant) with the development issuer of the local data folder (--data), which works on the machine of a koers serve on its defaults."`
 	Data  string `help:"Data folder of the local koers serve whose development issuer mints the token when --token is empty." default:"./koers-data" type:"path"`
 	TLS   bool   `name:"tls" help:"Connect over TLS, verifying Koers' certificate against the system's CAs (or --tls-ca)."`
 	TLSCA string `name:"tls-ca" help:"PEM CA that signed Koers' certificate; implies --tls." type:"path"`

@@ -28,6 +28,8 @@ type cli struct {
 	Demo        demoCmd        `cmd:"" help:"Fill a running Koers with a synthetic demo population through its public API: organisations, coaches and a few thousand cases over two years."`
 	Projections projectionsCmd `cmd:"" help:"Look after the read models: status, rebuild, dead letters and retries (koers projections --help lists the commands)."`
 	Token       tokenCmd       `cmd:"" help:"Mint a development token for any role with the local issuer of a data folder, which a koers serve on its defaults trusts; prints the token alone (export KOERS_TOKEN=$(koers token ...))."`
+	Audit       auditCmd       `cmd:"" help:"List the audit trail of your tenant, newest first: who read a case's personal data or exported data, and when (administrators only)."`
+	Feed        feedCmd        `cmd:"" help:"Follow a re-integration agency's feed: print each event of its assigned, consented cases as it arrives, until Ctrl-C, then the resume token to go on from."`
 }
 
 // Globals are the flags every command takes.
