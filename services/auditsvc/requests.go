@@ -1,57 +1,23 @@
 package auditsvc
 
 import (
-	"fmt"
-	"strings"
-
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/koers-io/koers/audit"
 	auditv1 "github.com/koers-io/koers/proto/koers/audit/v1"
 	"github.com/koers-io/koers/services/authn"
+	"github.com/koers-io/koers/services/internal/badrequest"
 )
 
 // maxPageTokenLength is longer than any page token the trail makes.
 const maxPageTokenLength = 1024
 
-// violation is one field of a request that is wrong.
-type violation struct {
-	field, description string
-}
-
 // violations collects what is wrong with a request.
-type violations []violation
+type violations struct{ badrequest.List }
 
-func (v *violations) add(field, format string, args ...any) {
-	*v = append(*v, violation{field, fmt.Sprintf(format, args...)})
-}
+func (v *violations) add(field, format string, args ...any) { v.Add(field, format, args...) }
 
-// err returns INVALID_ARGUMENT with a google.rpc.BadRequest, or nil.
-func (v violations) err() error {
-	if len(v) == 0 {
-		return nil
-	}
-	return invalid(v...)
-}
-
-func invalid(vs ...violation) error {
-	br := &errdetails.BadRequest{}
-	parts := make([]string, 0, len(vs))
-	for _, v := range vs {
-		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: v.field, Description: v.description})
-		parts = append(parts, v.field+": "+v.description)
-	}
-	st := status.New(codes.InvalidArgument, "invalid request: "+strings.Join(parts, "; "))
-	with, err := st.WithDetails(protoadapt.MessageV1Of(br))
-	if err != nil {
-		return st.Err()
-	}
-	return with.Err()
-}
+func (v violations) err() error { return v.Err() }
 
 // filterOf validates a request's filters and page token length, and returns
 // the filter with the case ID in canonical form.

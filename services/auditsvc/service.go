@@ -23,6 +23,7 @@ import (
 	"github.com/koers-io/koers/audit"
 	auditv1 "github.com/koers-io/koers/proto/koers/audit/v1"
 	"github.com/koers-io/koers/services/authn"
+	"github.com/koers-io/koers/services/internal/badrequest"
 )
 
 // Options tune a Service. The zero value of each field means its default.
@@ -89,7 +90,7 @@ func (s *Service) ListAuditRecords(ctx context.Context, req *auditv1.ListAuditRe
 func (s *Service) status(err error) error {
 	switch {
 	case errors.Is(err, audit.ErrInvalidPageToken):
-		return invalid(violation{"page_token", err.Error()})
+		return badrequest.Error(badrequest.Violation{Field: "page_token", Description: err.Error()})
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

@@ -7,14 +7,13 @@ import (
 	"strings"
 
 	"github.com/google/uuid"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/koers-io/koers/bus"
 	feedv1 "github.com/koers-io/koers/proto/koers/feed/v1"
 	"github.com/koers-io/koers/services/authn"
+	"github.com/koers-io/koers/services/internal/badrequest"
 )
 
 // maxTokenLength is the length of the largest resume token: the decimal
@@ -118,33 +117,9 @@ func parseCaseID(s string) (string, bool) {
 	return id.String(), true
 }
 
-// violation is one field of a request that is wrong.
-type violation struct {
-	field, description string
-}
-
 // violations collects what is wrong with a request.
-type violations []violation
+type violations struct{ badrequest.List }
 
-func (v *violations) add(field, description string) {
-	*v = append(*v, violation{field, description})
-}
+func (v *violations) add(field, description string) { v.Add(field, "%s", description) }
 
-// err returns INVALID_ARGUMENT with a google.rpc.BadRequest, or nil.
-func (v violations) err() error {
-	if len(v) == 0 {
-		return nil
-	}
-	br := &errdetails.BadRequest{}
-	parts := make([]string, 0, len(v))
-	for _, x := range v {
-		br.FieldViolations = append(br.FieldViolations, &errdetails.BadRequest_FieldViolation{Field: x.field, Description: x.description})
-		parts = append(parts, x.field+": "+x.description)
-	}
-	st := status.New(codes.InvalidArgument, "invalid request: "+strings.Join(parts, "; "))
-	with, err := st.WithDetails(protoadapt.MessageV1Of(br))
-	if err != nil {
-		return st.Err()
-	}
-	return with.Err()
-}
+func (v violations) err() error { return v.Err() }

@@ -36,6 +36,7 @@ import (
 	queryv1 "github.com/koers-io/koers/proto/koers/query/v1"
 	"github.com/koers-io/koers/services/authn"
 	"github.com/koers-io/koers/services/authz"
+	"github.com/koers-io/koers/services/internal/badrequest"
 )
 
 // Defaults of Options.
@@ -297,7 +298,7 @@ func (s *Service) status(err error) error {
 	case errors.As(err, &st):
 		return err
 	case errors.Is(err, dashboard.ErrInvalidPageToken):
-		return invalid(violation{"page_token", err.Error()})
+		return badrequest.Error(badrequest.Violation{Field: "page_token", Description: err.Error()})
 	case errors.Is(err, dashboard.ErrInvalidQuery), errors.Is(err, report.ErrInvalidQuery):
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, context.Canceled):
