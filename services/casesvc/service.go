@@ -162,7 +162,10 @@ type prepared struct {
 	stream    string
 	requestID string
 	digest    string
-	occurred  casework.Date
+	// first is the ID of the command's first event, which says which
+	// command it is (see eventID).
+	first    uuid.UUID
+	occurred casework.Date
 }
 
 // execute runs a command: validate, then load, decide and append until the
@@ -181,7 +184,6 @@ func (s *Service) executeCommand(ctx context.Context, sp spec) (*casev1.CommandR
 	if err != nil {
 		return nil, err
 	}
-	first := eventID(principal.Tenant, p.caseID, p.requestID, p.digest, 0)
 	var cmd casework.Command // sealed with the client's key once known
 	fresh := false           // read the store even for a cached case
 	for attempt := 0; attempt < s.opts.MaxAttempts; {
@@ -200,7 +202,7 @@ func (s *Service) executeCommand(ctx context.Context, sp spec) (*casev1.CommandR
 			return nil, err
 		}
 		if r, ok := c.request(p.requestID); ok {
-			if r.firstEvent != first {
+			if r.firstEvent != p.first {
 				return nil, invalid([]casework.FieldViolation{{Field: "request_id",
 					Description: "already used for a different command on this case; use a new request ID"}})
 			}
@@ -211,7 +213,7 @@ func (s *Service) executeCommand(ctx context.Context, sp spec) (*casev1.CommandR
 				return nil, err
 			}
 		}
-		result, err := s.decideAndAppend(ctx, p, c, cmd, first)
+		result, err := s.decideAndAppend(ctx, p, c, cmd)
 		var rule *casework.Error
 		switch {
 		case cached && errors.As(err, &rule):
@@ -277,6 +279,7 @@ func (s *Service) prepare(principal authn.Principal, sp spec) (prepared, error) 
 	}
 	p.stream = streamOf(p.caseID)
 	p.digest = digestOf(sp.method, sp.req.(proto.Message))
+	p.first = eventID(principal.Tenant, p.caseID, p.requestID, p.digest, 0)
 	p.occurred = occurred
 	return p, nil
 }
@@ -337,7 +340,7 @@ var errMoved = errors.New("the case moved on")
 // decideAndAppend decides cmd on the loaded case and appends the events
 // expecting the case unchanged since. It fails with errMoved when it was
 // not.
-func (s *Service) decideAndAppend(ctx context.Context, p prepared, c *loaded, cmd casework.Command, first uuid.UUID) (*casev1.CommandResult, error) {
+func (s *Service) decideAndAppend(ctx context.Context, p prepared, c *loaded, cmd casework.Command) (*casev1.CommandResult, error) {
 	events, err := casework.Decide(c.state, cmd)
 	if err != nil {
 		return nil, err
@@ -363,7 +366,7 @@ func (s *Service) decideAndAppend(ctx context.Context, p prepared, c *loaded, cm
 		return nil, fmt.Errorf("append to %s: %w", p.stream, err)
 	}
 	if c.events+uint64(len(events)) == res.Revision+1 {
-		s.cache.put(p.stream, c.appended(p.principal.Tenant, events, p.requestID, first, res))
+		s.cache.put(p.stream, c.appended(p.principal.Tenant, events, p.requestID, p.first, res))
 	} else {
 		// The store recognised an earlier append of this command that
 		// did not follow the loaded revision: what it holds is not what
@@ -406,6 +409,10 @@ func (s *Service) eventData(p prepared, events []proto.Message) ([]eventstore.Ev
 	}
 	out := make([]eventstore.EventData, len(events))
 	for i, e := range events {
+		id := p.first
+		if i > 0 {
+			id = eventID(p.principal.Tenant, p.caseID, p.requestID, p.digest, i)
+		}
 		body, err := proto.Marshal(e)
 		if err != nil {
 			return nil, fmt.Errorf("marshal %T: %w", e, err)
@@ -414,7 +421,7 @@ func (s *Service) eventData(p prepared, events []proto.Message) ([]eventstore.Ev
 			body = []byte{} // an event with every field at its zero value
 		}
 		out[i] = eventstore.EventData{
-			ID:       eventID(p.principal.Tenant, p.caseID, p.requestID, p.digest, i),
+			ID:       id,
 			Type:     string(e.ProtoReflect().Descriptor().FullName()),
 			Data:     body,
 			Metadata: meta,
