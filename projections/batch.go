@@ -131,7 +131,11 @@ func (db *DB) applyBatch(ctx context.Context, t target, msgs []message, careful 
 	if err != nil {
 		return res, err
 	}
-	ptx := newDBTx(db, b.ex, tablePrefix(name, g.number))
+	ptx := newDBTx(db, b.ex, tablePrefix(name, g.number), db.writeStmts)
+	var batch Batch
+	if bp, ok := t.p.(BatchProjection); ok && !careful {
+		batch = bp.NewBatch(ptx)
+	}
 	checkpoint := g.position
 	var unknownTypes map[string]int64
 	for i := range msgs {
@@ -144,7 +148,7 @@ func (db *DB) applyBatch(ctx context.Context, t target, msgs []message, careful 
 		case m.previous != checkpoint:
 			res.gap = &GapError{Projection: name, Checkpoint: checkpoint, Previous: m.previous, Position: m.position}
 		default:
-			outcome, err := db.applyOne(ctx, b, ptx, t.p, g.number, m, careful)
+			outcome, err := db.applyOne(ctx, b, ptx, t.p, batch, g.number, m, careful)
 			if err != nil {
 				return res, err
 			}
@@ -166,6 +170,15 @@ func (db *DB) applyBatch(ctx context.Context, t target, msgs []message, careful 
 			break
 		}
 		res.consumed++
+	}
+	if batch != nil && res.applied > 0 {
+		if err := batch.Flush(ctx); err != nil {
+			if ctx.Err() != nil {
+				return res, ctx.Err()
+			}
+			// Which event's change failed is known one event at a time.
+			return res, errCareful
+		}
 	}
 	if checkpoint != g.position || res.unknown > 0 {
 		if _, err := b.ex.ExecContext(ctx, db.q(`UPDATE koers_projection_generations
@@ -216,6 +229,7 @@ func isStatementError(err error) bool {
 // batchTx is one batch's transaction: a *sql.Tx for SQLite, a pipelined
 // transaction for PostgreSQL.
 type batchTx struct {
+	db   *DB
 	ex   execer
 	tx   *sql.Tx
 	pipe *pgPipeline
@@ -227,13 +241,14 @@ func (db *DB) beginBatch(ctx context.Context) (*batchTx, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &batchTx{ex: p, pipe: p}, nil
+		return &batchTx{db: db, ex: p, pipe: p}, nil
 	}
+	db.writeStmts.preparePending(ctx)
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
 	}
-	return &batchTx{ex: tx, tx: tx}, nil
+	return &batchTx{db: db, ex: tx, tx: tx}, nil
 }
 
 // flush sends queued statements; their first error, if any, is returned.
@@ -265,7 +280,7 @@ func (b *batchTx) commit(ctx context.Context) error {
 	if b.pipe != nil {
 		return b.pipe.commit(ctx)
 	}
-	return b.tx.Commit()
+	return b.db.commit(b.tx)
 }
 
 func (b *batchTx) rollback() {
@@ -313,8 +328,9 @@ type outcome struct {
 	typ  string
 }
 
-// applyOne applies one event that follows the checkpoint.
-func (db *DB) applyOne(ctx context.Context, b *batchTx, tx *dbTx, p Projection, gen int64, m *message, careful bool) (outcome, error) {
+// applyOne applies one event that follows the checkpoint: through batch
+// when it is set (never when careful), else through p's Apply.
+func (db *DB) applyOne(ctx context.Context, b *batchTx, tx *dbTx, p Projection, batch Batch, gen int64, m *message, careful bool) (outcome, error) {
 	ev, typ, err := m.ev, m.typ, m.decodeErr
 	switch {
 	case errors.Is(err, errNoGoType):
@@ -323,7 +339,12 @@ func (db *DB) applyOne(ctx context.Context, b *batchTx, tx *dbTx, p Projection, 
 		return outcome{kind: outcomeParked}, db.park(ctx, b.ex, p.Name(), gen, m, typ, err)
 	}
 	if !careful {
-		err := p.Apply(ctx, tx, ev)
+		var err error
+		if batch != nil {
+			err = batch.Apply(ctx, ev)
+		} else {
+			err = p.Apply(ctx, tx, ev)
+		}
 		switch {
 		case err == nil:
 			return outcome{kind: outcomeApplied}, nil

@@ -6,10 +6,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -110,9 +113,11 @@ func BenchmarkCatchUp(b *testing.B) {
 		_, stream, n := benchStream(b)
 		b.ResetTimer()
 		for range b.N {
+			cpu := cpuTime()
 			rate := readRaw(b, stream, n)
 			bench.raw.Store(uint64(rate))
 			b.ReportMetric(rate, "events/s")
+			b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/float64(n), "cpu-µs/event")
 		}
 	})
 	b.Run("sqlite", func(b *testing.B) {
@@ -157,8 +162,9 @@ func benchCatchUp(b *testing.B, open func(tb testing.TB) *DB) {
 		db := open(b)
 		p := newTally()
 		p.name = fmt.Sprintf("tally_bench_%d", i)
+		stopProfile := startBenchProfile(b, fmt.Sprintf("%s-%d", strings.ReplaceAll(b.Name(), "/", "-"), i))
 		b.StartTimer()
-		start := time.Now()
+		start, cpu := time.Now(), cpuTime()
 		e, err := Start(context.Background(), Config{DB: db, JetStream: js, Projections: []Projection{p},
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
@@ -182,8 +188,9 @@ func benchCatchUp(b *testing.B, open func(tb testing.TB) *DB) {
 		err = db.WaitForPosition(ctx, p.Name(), eventstore.Position(n))
 		close(progress)
 		cancel()
-		elapsed := time.Since(start)
+		elapsed, used := time.Since(start), cpuTime()-cpu
 		b.StopTimer()
+		stopProfile()
 		e.Stop()
 		deleteConsumers(stream, db.durablePrefix(p.Name()))
 		if err != nil {
@@ -191,10 +198,47 @@ func benchCatchUp(b *testing.B, open func(tb testing.TB) *DB) {
 		}
 		rate := float64(n) / elapsed.Seconds()
 		b.ReportMetric(rate, "events/s")
+		b.ReportMetric(float64(used.Microseconds())/float64(n), "cpu-µs/event")
 		if raw := bench.raw.Load(); raw > 0 {
 			b.ReportMetric(rate/float64(raw), "x_raw")
 		}
 		b.StartTimer()
+	}
+}
+
+// cpuTime is the CPU time the process has used, user and system: a
+// benchmark's CPU per event says what its rate does not on a machine
+// shared with other work. It includes the embedded NATS server, as in
+// `koers serve`.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchProfileEnv names a directory where the catch-up benchmarks write a
+// CPU profile of each catch-up alone (go test's -cpuprofile would include
+// publishing the stream).
+const benchProfileEnv = "KOERS_BENCH_CPUPROFILE_DIR"
+
+func startBenchProfile(b *testing.B, name string) (stop func()) {
+	dir := os.Getenv(benchProfileEnv)
+	if dir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(dir, name+".cpu"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
 	}
 }
 

@@ -156,6 +156,8 @@ type feed struct {
 	msgs chan message
 	errs chan error
 	done chan struct{}
+	// buf backs the batches next returns, reused from one to the next.
+	buf []message
 }
 
 func startFeed(c jetstream.Consumer, buffer int) (*feed, error) {
@@ -195,14 +197,19 @@ func (f *feed) stop() {
 // next returns the next batch: it waits up to idle for a first message,
 // then takes what is buffered up to max, and when that is fewer than max
 // waits up to linger for more. It returns an empty batch after idle
-// without messages, so callers get a turn to look around.
+// without messages, so callers get a turn to look around. The batch is
+// valid until the next call, which reuses its memory.
 func (f *feed) next(ctx context.Context, max int, linger, idle time.Duration) ([]message, error) {
-	var batch []message
+	clear(f.buf) // let the last batch's messages go
+	if cap(f.buf) < max {
+		f.buf = make([]message, 0, max)
+	}
+	batch := f.buf[:0]
 	timer := time.NewTimer(idle)
 	defer timer.Stop()
 	select {
 	case m := <-f.msgs:
-		batch = append(make([]message, 0, max), m)
+		batch = append(batch, m)
 	case err := <-f.errs:
 		return nil, err
 	case <-timer.C:
@@ -234,5 +241,6 @@ func (f *feed) next(ctx context.Context, max int, linger, idle time.Duration) ([
 		}
 		break
 	}
+	f.buf = batch
 	return batch, nil
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 	_ "modernc.org/sqlite"             // database/sql driver "sqlite"
@@ -47,9 +48,13 @@ type DB struct {
 	lockSpace string
 	rw        rewriter
 	hub       hub
-	// readStmts caches the prepared statements of SQLite's read pool; nil
-	// for PostgreSQL.
-	readStmts *stmtCache
+	// readStmts and writeStmts cache the prepared statements of SQLite's
+	// read pool and write connection; nil for PostgreSQL, whose driver
+	// caches statements per connection itself.
+	readStmts, writeStmts *stmtCache
+	// commits counts the SQLite write connection's commits twice: odd
+	// while one runs (see commit and readTx).
+	commits atomic.Uint64
 }
 
 // Open opens the read-model database opts names and brings the engine's
@@ -139,7 +144,7 @@ func openSQLite(ctx context.Context, opts Options) (*DB, error) {
 	read.SetConnMaxIdleTime(0)
 	abs, _ := filepath.Abs(opts.Path)
 	db := &DB{dialect: SQLite, write: write, read: read, lockSpace: abs,
-		readStmts: newStmtCache(read)}
+		readStmts: newStmtCache(read), writeStmts: newStmtCache(write)}
 	db.rw.dialect = SQLite
 	return db, nil
 }
@@ -165,12 +170,22 @@ func openPostgres(ctx context.Context, opts Options) (*DB, error) {
 	return db, nil
 }
 
+// defaultMaxBatch is the most events in one batch when the configuration
+// does not say; db may be nil (Start refuses that later).
+func (db *DB) defaultMaxBatch() int {
+	if db != nil && db.dialect == SQLite {
+		return DefaultSQLiteMaxBatch
+	}
+	return DefaultMaxBatch
+}
+
 // Dialect says which database db is.
 func (db *DB) Dialect() Dialect { return db.dialect }
 
 // Close closes the database's connections.
 func (db *DB) Close() error {
 	db.readStmts.close()
+	db.writeStmts.close()
 	err := db.write.Close()
 	if db.read != db.write {
 		err = errors.Join(err, db.read.Close())
@@ -210,6 +225,7 @@ func (db *DB) q(query string) string { return db.rw.rewrite("", query) }
 
 // inTx runs fn in a write transaction and commits it when fn returns nil.
 func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	db.writeStmts.preparePending(ctx)
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -218,6 +234,16 @@ func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
 		tx.Rollback()
 		return err
 	}
+	return db.commit(tx)
+}
+
+// commit commits a write transaction. Every write transaction commits
+// through it: on SQLite it counts the commit in db.commits, odd while it
+// runs, which is how read transactions know they share a snapshot (see
+// readTx).
+func (db *DB) commit(tx *sql.Tx) error {
+	db.commits.Add(1)
+	defer db.commits.Add(1)
 	return tx.Commit()
 }
 
@@ -230,41 +256,58 @@ type dbTx struct {
 	db      *DB
 	prefix  string
 	dialect Dialect
-	// sqlite is ex as a SQLite transaction, whose statements are prepared
-	// once per transaction and kept in stmts: modernc.org/sqlite parses a
-	// statement at every Exec otherwise, which costs more than running an
-	// upsert. PostgreSQL's driver caches prepared statements per
-	// connection itself.
+	// sqlite is ex as a SQLite transaction, whose statements run
+	// prepared: modernc.org/sqlite parses a statement at every Exec
+	// otherwise, which costs more than running an upsert. A statement is
+	// prepared once per connection and kept in cache (the pool's), and
+	// bound to the transaction once, in stmts. PostgreSQL's driver caches
+	// prepared statements per connection itself.
 	sqlite *sql.Tx
+	cache  *stmtCache
 	stmts  map[string]*sql.Stmt
+	// ran is set once a statement ran.
+	ran bool
 }
 
-func newDBTx(db *DB, ex execer, prefix string) *dbTx {
+// newDBTx returns the Tx over ex for the tables of prefix; cache is the
+// statement cache of the pool ex's transaction came from, or nil.
+func newDBTx(db *DB, ex execer, prefix string, cache *stmtCache) *dbTx {
 	t := &dbTx{ex: ex, db: db, prefix: prefix, dialect: db.dialect}
 	if tx, ok := ex.(*sql.Tx); ok && db.dialect == SQLite {
-		t.sqlite = tx
+		t.sqlite, t.cache = tx, cache
 	}
 	return t
 }
 
+// stmt returns the transaction's prepared statement for query, or nil
+// and query rewritten when it runs unprepared.
 func (t *dbTx) stmt(ctx context.Context, query string) (*sql.Stmt, string) {
+	t.ran = true
+	if st, ok := t.stmts[query]; ok {
+		return st, ""
+	}
 	q := t.db.rw.rewrite(t.prefix, query)
 	if t.sqlite == nil {
 		return nil, q
 	}
-	if st, ok := t.stmts[q]; ok {
-		return st, q
-	}
-	st, err := t.sqlite.PrepareContext(ctx, q)
-	if err != nil {
-		// Run it unprepared, so that the caller gets the error from there.
-		return nil, q
+	var st *sql.Stmt
+	if shared := t.cache.lookup(q); shared != nil {
+		// Prepared on this transaction's connection at most once, ever.
+		st = t.sqlite.StmtContext(ctx, shared)
+	} else {
+		var err error
+		if st, err = t.sqlite.PrepareContext(ctx, q); err != nil {
+			// Run it unprepared, so that the caller gets the error from there.
+			return nil, q
+		}
 	}
 	if t.stmts == nil {
 		t.stmts = map[string]*sql.Stmt{}
 	}
-	t.stmts[q] = st
-	return st, q
+	// The prefix is the transaction's, so the projection's own text is
+	// the key: a hit needs no rewriting.
+	t.stmts[query] = st
+	return st, ""
 }
 
 func (t *dbTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
@@ -293,27 +336,35 @@ func (t *dbTx) QueryRowContext(ctx context.Context, query string, args ...any) *
 
 func (t *dbTx) Dialect() Dialect { return t.dialect }
 
-// maxCachedStmts bounds a statement cache; statements past it are
-// prepared at each use, as without a cache.
+// maxCachedStmts bounds a statement cache; when it is full it starts
+// over, so that the statements of generations long dropped do not stay.
 const maxCachedStmts = 512
 
-// stmtCache keeps the prepared statements of SQLite's read pool for
-// queries outside transactions. database/sql prepares a cached statement
-// once per connection and reuses it.
+// stmtCache keeps the prepared statements of one SQLite pool (the read
+// pool, or the write connection). database/sql prepares a cached statement
+// once per connection and reuses it, also in transactions
+// (Tx.StmtContext).
+//
+// A transaction holds one of the pool's connections, and the write pool
+// has only one, so preparing on the pool from inside a transaction could
+// wait for ever. A statement a transaction meets for the first time is
+// therefore prepared in that transaction alone and noted; the next
+// transaction prepares the noted ones on the pool before it begins
+// (preparePending), holding no connection.
 type stmtCache struct {
-	pool *sql.DB
-	mu   sync.Mutex
-	m    map[string]*sql.Stmt
+	pool    *sql.DB
+	mu      sync.Mutex
+	m       map[string]*sql.Stmt
+	pending map[string]bool
 }
 
 func newStmtCache(pool *sql.DB) *stmtCache {
-	return &stmtCache{pool: pool, m: map[string]*sql.Stmt{}}
+	return &stmtCache{pool: pool, m: map[string]*sql.Stmt{}, pending: map[string]bool{}}
 }
 
-// get returns the prepared statement for query, or nil when c is nil, full
-// or the statement does not prepare (the caller then runs it directly and
-// sees the error).
-func (c *stmtCache) get(ctx context.Context, query string) *sql.Stmt {
+// lookup returns the prepared statement for query, or nil when c is nil
+// or it is not prepared yet, which it notes for preparePending.
+func (c *stmtCache) lookup(query string) *sql.Stmt {
 	if c == nil {
 		return nil
 	}
@@ -322,15 +373,81 @@ func (c *stmtCache) get(ctx context.Context, query string) *sql.Stmt {
 	if st, ok := c.m[query]; ok {
 		return st
 	}
-	if len(c.m) >= maxCachedStmts {
+	if len(c.pending) < maxCachedStmts {
+		c.pending[query] = true
+	}
+	return nil
+}
+
+// preparePending prepares the statements lookup noted. The caller must
+// hold no connection of the pool. A statement that does not prepare is
+// left to the transactions, which report its error.
+func (c *stmtCache) preparePending(ctx context.Context) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	if len(c.pending) == 0 {
+		c.mu.Unlock()
+		return
+	}
+	queries := make([]string, 0, len(c.pending))
+	for q := range c.pending {
+		queries = append(queries, q)
+	}
+	clear(c.pending)
+	c.mu.Unlock()
+	for _, q := range queries {
+		st, err := c.pool.PrepareContext(ctx, q)
+		if err != nil {
+			continue
+		}
+		c.mu.Lock()
+		if _, ok := c.m[q]; ok {
+			st.Close()
+		} else {
+			c.add(q, st)
+		}
+		c.mu.Unlock()
+	}
+}
+
+// get returns the prepared statement for query, preparing it on the pool
+// when needed, or nil when c is nil or the statement does not prepare (the
+// caller then runs it directly and sees the error). The caller must hold
+// no connection of the pool.
+func (c *stmtCache) get(ctx context.Context, query string) *sql.Stmt {
+	if c == nil {
 		return nil
+	}
+	c.mu.Lock()
+	st, ok := c.m[query]
+	c.mu.Unlock()
+	if ok {
+		return st
 	}
 	st, err := c.pool.PrepareContext(ctx, query)
 	if err != nil {
 		return nil
 	}
-	c.m[query] = st
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if have, ok := c.m[query]; ok {
+		st.Close()
+		return have
+	}
+	c.add(query, st)
 	return st
+}
+
+// add caches st; c.mu is held.
+func (c *stmtCache) add(query string, st *sql.Stmt) {
+	if len(c.m) >= maxCachedStmts {
+		// Closing a statement in use is safe: database/sql closes it
+		// when its last use ends.
+		c.closeLocked()
+	}
+	c.m[query] = st
 }
 
 // close closes the cached statements.
@@ -340,6 +457,10 @@ func (c *stmtCache) close() {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.closeLocked()
+}
+
+func (c *stmtCache) closeLocked() {
 	for q, st := range c.m {
 		st.Close()
 		delete(c.m, q)

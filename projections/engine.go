@@ -17,12 +17,20 @@ import (
 	"github.com/koers-io/koers/eventstore"
 )
 
-// Defaults for Config.
+// Defaults for Config. A live projection's batches are small (what
+// arrives within Linger); the most events in one batch bounds those of a
+// projection catching up. On SQLite (DefaultSQLiteMaxBatch) fewer, larger
+// transactions write each page of the read model fewer times, which is
+// most of a read model's catch-up rate. On PostgreSQL (DefaultMaxBatch)
+// the pipeline already spares the round trips, and a row updated again
+// and again in one transaction leaves a chain of versions each update
+// walks, so batches stay smaller.
 const (
-	DefaultMaxBatch   = 1000
-	DefaultLinger     = 2 * time.Millisecond
-	DefaultLeaseRetry = 2 * time.Second
-	DefaultLeaseCheck = time.Second
+	DefaultMaxBatch       = 1000
+	DefaultSQLiteMaxBatch = 10000
+	DefaultLinger         = 2 * time.Millisecond
+	DefaultLeaseRetry     = 2 * time.Second
+	DefaultLeaseCheck     = time.Second
 	// headInterval is how often the engine reads the stream's head for the
 	// lag metric.
 	headInterval = 2 * time.Second
@@ -49,7 +57,8 @@ type Config struct {
 	// registry of its own (see Engine.Metrics).
 	Metrics *prometheus.Registry
 	// MaxBatch is the most events applied in one transaction; 0 means
-	// DefaultMaxBatch.
+	// DefaultSQLiteMaxBatch on SQLite, DefaultMaxBatch on PostgreSQL. A
+	// runner buffers up to twice as many decoded events.
 	MaxBatch int
 	// Linger is how long a batch that is not full waits for more events;
 	// 0 means DefaultLinger, negative means not at all.
@@ -73,7 +82,7 @@ func (c Config) withDefaults() Config {
 		c.Metrics = prometheus.NewRegistry()
 	}
 	if c.MaxBatch <= 0 {
-		c.MaxBatch = DefaultMaxBatch
+		c.MaxBatch = c.DB.defaultMaxBatch()
 	}
 	if c.Linger == 0 {
 		c.Linger = DefaultLinger
@@ -332,7 +341,7 @@ func (r *runner) prepare(ctx context.Context, stream jetstream.Stream) error {
 		if err := db.makeLive(ctx, tx, g, nil); err != nil {
 			return err
 		}
-		if err := tx.Commit(); err != nil {
+		if err := db.commit(tx); err != nil {
 			return fmt.Errorf("commit: %w", err)
 		}
 		r.log.Info("created the projection", "generation", n, "version", g.version)

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -509,4 +510,83 @@ func fetchMessages(tb testing.TB, f *natsFixture, from, to uint64) []message {
 		}
 	}
 	return out
+}
+
+// batchTally is tally applying each batch through BatchProjection: it adds
+// a batch's events up in memory, per tenant and type, and writes each row
+// once in Flush. flushed counts the events its Flushes wrote.
+type batchTally struct {
+	*tally
+	flushed *atomic.Int64
+}
+
+func newBatchTally() batchTally { return batchTally{newTally(), new(atomic.Int64)} }
+
+func (t batchTally) NewBatch(tx Tx) Batch {
+	return &tallyBatch{t: t, tx: tx, tenants: map[string]*tenantSum{}, types: map[[2]string]int64{}}
+}
+
+type tallyBatch struct {
+	t       batchTally
+	tx      Tx
+	tenants map[string]*tenantSum
+	order   []string
+	types   map[[2]string]int64
+}
+
+// tenantSum is what a batch adds to a tenant's row: digest is the digest of
+// the batch's positions alone, and pow 31 to the power of their number, so
+// that the row's digest becomes old*pow + digest.
+type tenantSum struct {
+	events, digest, pow, last int64
+}
+
+func (b *tallyBatch) Apply(ctx context.Context, ev Event) error {
+	if ev.Type == b.t.ignore {
+		return ErrUnknownEvent
+	}
+	tenant := ev.Metadata.GetTenantId()
+	if p := b.t.poison.Load(); p != nil && *p == tenant {
+		return fmt.Errorf("tally: tenant %s is poisoned", tenant)
+	}
+	s, ok := b.tenants[tenant]
+	if !ok {
+		s = &tenantSum{pow: 1}
+		b.tenants[tenant] = s
+		b.order = append(b.order, tenant)
+	}
+	pos := int64(ev.Position)
+	s.events++
+	s.digest = (s.digest*31 + pos%digestPrime) % digestPrime
+	s.pow = s.pow * 31 % digestPrime
+	s.last = pos
+	b.types[[2]string{tenant, ev.Type}]++
+	return nil
+}
+
+func (b *tallyBatch) Flush(ctx context.Context) error {
+	for _, tenant := range b.order {
+		s := b.tenants[tenant]
+		b.t.flushed.Add(s.events)
+		var old int64
+		err := b.tx.QueryRowContext(ctx, `SELECT digest FROM {tenants} WHERE tenant = ?`, tenant).Scan(&old)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			_, err = b.tx.ExecContext(ctx, `INSERT INTO {tenants} (tenant, events, digest, last_position) VALUES (?, ?, ?, ?)`,
+				tenant, s.events, s.digest, s.last)
+		case err == nil:
+			_, err = b.tx.ExecContext(ctx, `UPDATE {tenants} SET events = events + ?, digest = ?, last_position = ? WHERE tenant = ?`,
+				s.events, (old*s.pow+s.digest)%digestPrime, s.last, tenant)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for k, n := range b.types {
+		if _, err := b.tx.ExecContext(ctx, `INSERT INTO {types} (tenant, type, events) VALUES (?, ?, ?)
+			ON CONFLICT (tenant, type) DO UPDATE SET events = {types}.events + excluded.events`, k[0], k[1], n); err != nil {
+			return err
+		}
+	}
+	return nil
 }

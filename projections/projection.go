@@ -50,6 +50,15 @@
 // covers a read model restored from a backup or one that lost its last
 // transactions.
 //
+// A projection that implements BatchProjection gets each batch's events
+// through one Batch, which may keep what it reads and writes in memory
+// and write it once per batch (Flush) before the checkpoint is stored:
+// while catching up, a batch holds up to DefaultSQLiteMaxBatch (10,000)
+// events on SQLite, and the fewer statements and pages per event are most
+// of a read model's catch-up rate. The dashboard and the report do so. A batch
+// whose Apply or Flush fails is rolled back and applied again through
+// Apply, one event at a time, as below.
+//
 // An event whose type has no registered Go message, or for which Apply
 // returns ErrUnknownEvent, is skipped and counted per type
 // (koers_projection_unknown, shown by `koers projections status`). An
@@ -111,7 +120,17 @@
 // and {table} rewriting, and DB.WaitForPosition waits until a projection
 // has applied a given position (read your writes): woken by an engine on
 // the same DB in this process, or else by reading the checkpoint every
-// 20 ms.
+// 20 ms. Reader.ReadTx runs a function's queries on one snapshot; its Tx
+// can Fork another transaction on the same snapshot, so that a report's
+// independent queries run on two connections at once (on PostgreSQL by
+// pg_export_snapshot; on SQLite, which cannot open an older snapshot, only
+// while no commit ran since the first one took its snapshot, which the
+// engine tells by counting its commits).
+//
+// On SQLite every statement runs prepared, and each is prepared once per
+// connection: the write connection and the read pool keep their
+// statements across transactions (modernc.org/sqlite would parse a
+// statement at every call otherwise).
 //
 // # Metrics
 //
@@ -151,6 +170,34 @@ type Projection interface {
 	// transaction. It returns ErrUnknownEvent for an event type it does not
 	// handle; any other error parks the event in the dead-letter table.
 	Apply(ctx context.Context, tx Tx, ev Event) error
+}
+
+// BatchProjection is a Projection that applies the events of a batch
+// transaction together, which can be much faster than one at a time: it
+// may keep what it read and what it changed in memory, and write it once
+// per batch. The engine applies every batch through it; should an event
+// of the batch fail (or the Flush), the engine rolls the batch back and
+// applies it again one event at a time through Apply, with a savepoint
+// each, so that the failing event is parked alone. The tables must
+// therefore end the same whichever way a history is applied, in batches
+// of any size or one event at a time.
+type BatchProjection interface {
+	Projection
+	// NewBatch starts a batch in the engine's batch transaction tx.
+	NewBatch(tx Tx) Batch
+}
+
+// Batch applies the events of one batch transaction, in order.
+type Batch interface {
+	// Apply is Projection.Apply for the next event of the batch; its
+	// changes may stay in memory until Flush. An event it returns
+	// ErrUnknownEvent for must leave the batch unchanged; after any other
+	// error the engine abandons the batch.
+	Apply(ctx context.Context, ev Event) error
+	// Flush writes what the batch kept in memory. The engine calls it
+	// once, after the last event, when Apply accepted any, before it
+	// stores the checkpoint in the same transaction.
+	Flush(ctx context.Context) error
 }
 
 // Table is one table of a projection.

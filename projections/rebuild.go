@@ -47,7 +47,7 @@ type RebuildConfig struct {
 	// Progress, when set, is called after each batch and once at the end.
 	Progress func(Progress)
 	// MaxBatch is the most events applied in one transaction; 0 means
-	// DefaultMaxBatch.
+	// the engine's default for the database (see Config.MaxBatch).
 	MaxBatch int
 }
 
@@ -133,7 +133,7 @@ type rebuilder struct {
 
 func rebuild(ctx context.Context, db *DB, stream jetstream.Stream, p Projection, o rebuildOptions) error {
 	if o.maxBatch <= 0 {
-		o.maxBatch = DefaultMaxBatch
+		o.maxBatch = db.defaultMaxBatch()
 	}
 	name := p.Name()
 	head, err := StreamHead(ctx, stream)

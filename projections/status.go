@@ -280,7 +280,7 @@ func (db *DB) retryOne(ctx context.Context, p Projection, d DeadLetter) (kind ou
 			applyErr = decodeErr
 			return errRetryFailed
 		default:
-			err := p.Apply(ctx, newDBTx(db, tx, tablePrefix(name, g.number)), ev)
+			err := p.Apply(ctx, newDBTx(db, tx, tablePrefix(name, g.number), db.writeStmts), ev)
 			switch {
 			case errors.Is(err, ErrUnknownEvent):
 				kind = outcomeUnknown

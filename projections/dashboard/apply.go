@@ -2,7 +2,6 @@ package dashboard
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -16,9 +15,29 @@ import (
 	casev1 "github.com/koers-io/koers/proto/koers/case/v1"
 )
 
+var _ projections.BatchProjection = (*Projection)(nil)
+
 // Apply changes the dashboard's tables for one event of a case. It returns
 // projections.ErrUnknownEvent for anything but the case events it knows.
-func (p *Projection) Apply(ctx context.Context, tx projections.Tx, ev projections.Event) (err error) {
+// It is a batch of one event.
+func (p *Projection) Apply(ctx context.Context, tx projections.Tx, ev projections.Event) error {
+	if !known(ev.Body) {
+		return projections.ErrUnknownEvent
+	}
+	b := p.newBatch(tx)
+	if err := b.Apply(ctx, ev); err != nil {
+		return err
+	}
+	return b.Flush(ctx)
+}
+
+// NewBatch starts applying a batch of events in tx: the batch reads each
+// case it touches once, keeps its row, checkpoints and deadlines in
+// memory, and writes them in Flush.
+func (p *Projection) NewBatch(tx projections.Tx) projections.Batch { return p.newBatch(tx) }
+
+// Apply applies the next event of the batch.
+func (b *batch) Apply(ctx context.Context, ev projections.Event) (err error) {
 	if !known(ev.Body) {
 		return projections.ErrUnknownEvent
 	}
@@ -32,54 +51,57 @@ func (p *Projection) Apply(ctx context.Context, tx projections.Tx, ev projection
 		return errors.New("the event's metadata names no tenant or case")
 	}
 	if opened, ok := ev.Body.(*casev1.CaseOpened); ok {
-		return insertCase(ctx, tx, newCaseRow(tenant, caseID, opened, ev))
+		return b.open(newCaseRow(tenant, caseID, opened, ev))
 	}
-	row, err := loadCase(ctx, tx, caseID)
+	c, err := b.caseOf(ctx, caseID)
 	if err != nil {
 		return err
 	}
-	if row.tenant != tenant {
-		return fmt.Errorf("the case belongs to tenant %q, the event to %q", row.tenant, tenant)
+	if c.row.tenant != tenant {
+		return fmt.Errorf("the case belongs to tenant %q, the event to %q", c.row.tenant, tenant)
 	}
-	before := row
+	row := c.row
 	row.fold(ev)
-	if err := p.applyDetails(ctx, tx, &row, ev); err != nil {
+	if err := b.applyDetails(ctx, &row, ev); err != nil {
 		return err
 	}
-	return updateCase(ctx, tx, before, row)
+	c.row = row
+	return nil
 }
 
 // applyDetails keeps the tables beside the case row: reclassifications and
 // the running re-integration's checkpoints and deadlines.
-func (p *Projection) applyDetails(ctx context.Context, tx projections.Tx, row *caseRow, ev projections.Event) error {
+func (b *batch) applyDetails(ctx context.Context, row *caseRow, ev projections.Event) error {
 	switch e := ev.Body.(type) {
 	case *casev1.QuestionReclassified:
-		occurred := casework.DateOf(occurredAt(ev).In(p.loc))
-		_, err := tx.ExecContext(ctx, `INSERT INTO {reclassifications}
-			(case_id, position, occurred_on, recorded_at, from_type, to_type, reason) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			row.caseID, int64(ev.Position), day(occurred), recordedAt(ev).UnixMicro(), int(e.GetFrom()), int(e.GetTo()), int(e.GetReason()))
-		return wrap(err, "insert reclassification")
+		occurred := casework.DateOf(occurredAt(ev).In(b.p.loc))
+		b.reclassifications = append(b.reclassifications, reclassificationRow{
+			caseID: row.caseID, position: int64(ev.Position), occurredOn: day(occurred), recordedAt: recordedAt(ev).UnixMicro(),
+			from: int(e.GetFrom()), to: int(e.GetTo()), reason: int(e.GetReason()),
+		})
 	case *casev1.CaseReferred:
 		row.referrals++
 	case *casev1.ReintegrationStarted:
-		if err := clearSchedule(ctx, tx, row.caseID); err != nil {
-			return err
-		}
+		b.clearSchedule(row.caseID)
 		deadlines := casework.Schedule(fromDay(row.sickReportedOn), nil, time.Time{})
 		row.earliestDue = earliestOpen(deadlines)
-		return writeSchedule(ctx, tx, row.caseID, deadlines)
+		b.schedule(row.caseID).set(deadlines)
 	case *casev1.ReintegrationCheckpointRecorded:
-		if _, err := tx.ExecContext(ctx, `INSERT INTO {checkpoints} (case_id, position, kind, held_on) VALUES (?, ?, ?, ?)`,
-			row.caseID, int64(ev.Position), int(e.GetKind()), day(casework.DateFromProto(e.GetHeldOn()))); err != nil {
-			return wrap(err, "insert checkpoint")
+		cps, err := b.checkpointsOf(ctx, row.caseID)
+		if err != nil {
+			return err
 		}
-		deadlines, err := reschedule(ctx, tx, row.caseID, fromDay(row.sickReportedOn))
+		cps.add(checkpointRow{position: int64(ev.Position), kind: int(e.GetKind()), heldOn: day(casework.DateFromProto(e.GetHeldOn()))})
+		// Opens, Due and DoneOn do not depend on the day passed to
+		// Schedule; only the statuses do, and those are judged at query
+		// time.
+		deadlines := casework.Schedule(fromDay(row.sickReportedOn), cps.schedule(), time.Time{})
 		row.earliestDue = earliestOpen(deadlines)
-		return err
+		b.schedule(row.caseID).set(deadlines)
 	case *casev1.CaseClosed:
 		// The re-integration ended with the case: its deadlines are moot.
 		row.earliestDue = 0
-		return clearSchedule(ctx, tx, row.caseID)
+		b.clearSchedule(row.caseID)
 	}
 	return nil
 }
@@ -233,41 +255,6 @@ func (r *caseRow) scan(sc interface{ Scan(...any) error }) error {
 	return err
 }
 
-func insertCase(ctx context.Context, tx projections.Tx, r caseRow) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO {cases} (`+caseColumns+`) VALUES (`+placeholders(24)+`)`, r.values()...)
-	return wrap(err, "insert case")
-}
-
-func loadCase(ctx context.Context, tx projections.Tx, caseID string) (caseRow, error) {
-	var r caseRow
-	err := r.scan(tx.QueryRowContext(ctx, `SELECT `+caseColumns+` FROM {cases} WHERE case_id = ?`, caseID))
-	if errors.Is(err, sql.ErrNoRows) {
-		return r, errors.New("the case was never opened in the read model (its CaseOpened is missing)")
-	}
-	return r, wrap(err, "load case")
-}
-
-// updateCase writes the columns that changed from before to after, and
-// only those: SQLite rewrites an index entry for every indexed column an
-// UPDATE sets, changed or not.
-func updateCase(ctx context.Context, tx projections.Tx, before, after caseRow) error {
-	cols := strings.Split(caseColumns, ",")
-	old, now := before.values(), after.values()
-	var sets []string
-	var args []any
-	for i := 1; i < len(cols); i++ {
-		if old[i] != now[i] {
-			sets = append(sets, strings.TrimSpace(cols[i])+" = ?")
-			args = append(args, now[i])
-		}
-	}
-	if len(sets) == 0 {
-		return nil
-	}
-	_, err := tx.ExecContext(ctx, `UPDATE {cases} SET `+strings.Join(sets, ", ")+` WHERE case_id = ?`, append(args, after.caseID)...)
-	return wrap(err, "update case")
-}
-
 // earliestOpen is the last day of the earliest deadline not taken place;
 // 0 when all are done. A case is overdue on a day after it: ListCases
 // filters on it without reading the deadlines.
@@ -279,61 +266,6 @@ func earliestOpen(deadlines []casework.Deadline) int {
 		}
 	}
 	return earliest
-}
-
-// reschedule derives the running re-integration's deadlines from its sick
-// report and every checkpoint recorded, with the domain's calculator, and
-// stores them.
-func reschedule(ctx context.Context, tx projections.Tx, caseID string, sick casework.Date) ([]casework.Deadline, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT kind, held_on FROM {checkpoints} WHERE case_id = ? ORDER BY position`, caseID)
-	if err != nil {
-		return nil, wrap(err, "read checkpoints")
-	}
-	var recorded []casework.Checkpoint
-	for rows.Next() {
-		var kind, held int
-		if err := rows.Scan(&kind, &held); err != nil {
-			rows.Close()
-			return nil, wrap(err, "read checkpoints")
-		}
-		recorded = append(recorded, casework.Checkpoint{Kind: casev1.CheckpointKind(kind), HeldOn: fromDay(held)})
-	}
-	if err := rows.Close(); err != nil {
-		return nil, wrap(err, "read checkpoints")
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM {deadlines} WHERE case_id = ?`, caseID); err != nil {
-		return nil, wrap(err, "clear deadlines")
-	}
-	// Opens, Due and DoneOn do not depend on the day passed to Schedule;
-	// only the statuses do, and those are judged at query time.
-	deadlines := casework.Schedule(sick, recorded, time.Time{})
-	return deadlines, writeSchedule(ctx, tx, caseID, deadlines)
-}
-
-func writeSchedule(ctx context.Context, tx projections.Tx, caseID string, deadlines []casework.Deadline) error {
-	if len(deadlines) == 0 {
-		return nil
-	}
-	var b strings.Builder
-	args := make([]any, 0, 7*len(deadlines))
-	b.WriteString(`INSERT INTO {deadlines} (case_id, seq, kind, week, opens, due, done_on) VALUES `)
-	for i, d := range deadlines {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?)")
-		args = append(args, caseID, i, int(d.Kind), d.Week, day(d.Opens), day(d.Due), day(d.DoneOn))
-	}
-	_, err := tx.ExecContext(ctx, b.String(), args...)
-	return wrap(err, "insert deadlines")
-}
-
-func clearSchedule(ctx context.Context, tx projections.Tx, caseID string) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM {deadlines} WHERE case_id = ?`, caseID); err != nil {
-		return wrap(err, "clear deadlines")
-	}
-	_, err := tx.ExecContext(ctx, `DELETE FROM {checkpoints} WHERE case_id = ?`, caseID)
-	return wrap(err, "clear checkpoints")
 }
 
 // occurredAt is when the event happened in the world; the store's commit

@@ -19,6 +19,11 @@
 // The read model holds no personal data: no names, no notes, no client ID.
 // Warning signals from the intake are health-related and shown to the
 // coach who owns the case only; they never reach the organisational report.
+//
+// The projection applies a batch of events in memory (NewBatch): each case
+// it touches is read once, and its row, checkpoints and schedule written
+// once at the end. Apply is a batch of one event; the tables end the same
+// either way.
 package dashboard
 
 import (

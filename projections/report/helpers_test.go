@@ -31,6 +31,9 @@ func now(tb testing.TB) time.Time {
 // readModel is the report of a history in one database.
 type readModel struct {
 	reader report.Querier
+	// engine reads the same tables through the engine's read
+	// transactions, as the QueryService does.
+	engine *projections.Reader
 	loc    *time.Location
 }
 
@@ -48,12 +51,29 @@ func build(t *testing.T, d projections.Dialect, events []projections.Event) read
 	if err := db.Apply(ctx, p, events, 100); err != nil {
 		t.Fatal(err)
 	}
-	return readModel{reader: db.Reader(report.Name), loc: loc}
+	return readModel{reader: db.Reader(report.Name), engine: db.Engine(t).Reader(report.Name), loc: loc}
 }
 
+// get returns the report q asks for, read one query after the other.
 func (rm readModel) get(t *testing.T, q report.Query) report.Report {
 	t.Helper()
 	r, err := report.Get(context.Background(), rm.reader, rm.loc, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// getInTx returns the report q asks for, read in one of the engine's read
+// transactions and its forks, several queries at once.
+func (rm readModel) getInTx(t *testing.T, q report.Query) report.Report {
+	t.Helper()
+	var r report.Report
+	err := rm.engine.ReadTx(context.Background(), func(tx projections.Tx) error {
+		var err error
+		r, err = report.Get(context.Background(), tx, rm.loc, q)
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -238,7 +238,9 @@ type Days struct {
 
 // Get returns the report q asks for, with days judged in loc, the
 // practice's calendar. Counts under q.K cases are suppressed by the rule
-// in this package's suppress.go.
+// in this package's suppress.go. When db is a read transaction of the
+// engine (projections.Forker) or its Reader, Get reads on two connections
+// at once; a transaction's are on its snapshot.
 func Get(ctx context.Context, db Querier, loc *time.Location, q Query) (Report, error) {
 	if err := q.validate(); err != nil {
 		return Report{}, err
@@ -262,21 +264,20 @@ func Get(ctx context.Context, db Querier, loc *time.Location, q Query) (Report, 
 		return Report{}, fmt.Errorf("%w: the period starts on %s, after its end on %s", ErrInvalidQuery, r.From, r.To)
 	}
 	b := &builder{q: q, latest: latest, from: day(r.From), to: day(r.To), asOf: asOf.UnixMicro(), asOfDay: day(r.AsOfDay), s: suppressor{k: q.K}}
-	steps := []struct {
-		name string
-		run  func(context.Context, Querier) error
-	}{
-		{"cases", b.cases},
-		{"reclassifications", b.reclassifications},
-		{"outplacements", b.outplacements},
-		{"checkpoint compliance", b.compliance},
-		{"re-integration ends", b.reintegrationEnds},
-	}
-	for _, st := range steps {
-		if err := st.run(ctx, db); err != nil {
-			return Report{}, fmt.Errorf("report: %s of %s: %w", st.name, q.Tenant, err)
+	if err := read(ctx, db, b.reads()); err != nil {
+		var se *stepError
+		if errors.As(err, &se) {
+			return Report{}, fmt.Errorf("report: %s of %s: %w", se.step, q.Tenant, se.err)
 		}
+		return Report{}, fmt.Errorf("report: %s: %w", q.Tenant, err)
 	}
+	// Suppression relates the cells in the report's order, whatever order
+	// they were read in.
+	b.relateCases()
+	b.relateReclassifications()
+	b.relateOutplacements()
+	b.relateCompliance()
+	b.relateReintegrationEnds()
 	b.s.run()
 	b.fill(&r)
 	return r, nil

@@ -21,7 +21,8 @@ import (
 // TestGoldenReports pins reports of the synthetic history: the tenant's
 // with every count (k=1, for reviewing the figures) and as the analyst
 // sees it (k=5), one department, and the tenant as of a year before.
-// Both dialects must produce the same files.
+// Both dialects must produce the same files, and so must reading the
+// report in the engine's read transaction, several queries at once.
 func TestGoldenReports(t *testing.T) {
 	events := testbed.History(testbed.Golden(amsterdam(t)))
 	queries := map[string]report.Query{
@@ -42,6 +43,9 @@ func TestGoldenReports(t *testing.T) {
 			var b bytes.Buffer
 			render(&b, rm.get(t, q))
 			golden(t, file, b.Bytes())
+			if diff := cmp.Diff(rm.get(t, q), rm.getInTx(t, q)); diff != "" {
+				t.Errorf("%s: the report read in parallel in a read transaction differs (-one by one +in parallel):\n%s", file, diff)
+			}
 		}
 	})
 }

@@ -90,9 +90,20 @@ var (
 	types    = []casev1.QuestionType{0, 1, 2, 3, 4}
 )
 
-// cases counts the cases open in the period by context and question type,
-// by mobility quadrant and by coach.
-func (b *builder) cases(ctx context.Context, db Querier) error {
+// casesWhere is the condition selecting the versions of the cases open
+// in the period. A period without a first day needs no condition on the
+// closing (a case closed on day 0 does not exist), which spares a test of
+// every version read.
+func (b *builder) casesWhere() (string, []any) {
+	if b.from == 0 {
+		return b.where("c", "c.opened_on <= ?", b.to)
+	}
+	return b.where("c", "c.opened_on <= ? AND (c.closed_on = 0 OR c.closed_on >= ?)", b.to, b.from)
+}
+
+// caseCells counts the cases open in the period by context and question
+// type and by mobility quadrant.
+func (b *builder) caseCells(ctx context.Context, db Querier) error {
 	b.byContextType = map[[2]int]*cell{}
 	for _, c := range contexts {
 		for _, t := range types {
@@ -103,8 +114,7 @@ func (b *builder) cases(ctx context.Context, db Querier) error {
 	for q := QuadrantNotAssessed; q <= QuadrantNeither; q++ {
 		b.byQuadrant[q] = &cell{}
 	}
-	b.byCoach = map[string]*cell{}
-	where, args := b.where("c", "c.opened_on <= ? AND (c.closed_on = 0 OR c.closed_on >= ?)", b.to, b.from)
+	where, args := b.casesWhere()
 	// Every (context, question type, quadrant) cell is one seek of the
 	// index, counted without a GROUP BY (UNION ALL of the 100 fixed
 	// cells); the cases add up to the active ones. (A case with an enum
@@ -121,7 +131,7 @@ func (b *builder) cases(ctx context.Context, db Querier) error {
 			}
 		}
 	}
-	err := each(ctx, db, strings.Join(parts, "\nUNION ALL\n"), all,
+	return each(ctx, db, strings.Join(parts, "\nUNION ALL\n"), all,
 		func(scan func(...any) error) error {
 			var context, qt, quadrant, n int
 			if err := scan(&context, &qt, &quadrant, &n); err != nil {
@@ -132,10 +142,13 @@ func (b *builder) cases(ctx context.Context, db Querier) error {
 			cellOf(b.byQuadrant, Quadrant(quadrant)).add(n, n)
 			return nil
 		})
-	if err != nil {
-		return err
-	}
-	err = each(ctx, db, `SELECT c.coach_id, COUNT(*) FROM {cases} c WHERE `+where+` GROUP BY c.coach_id`, args,
+}
+
+// caseload counts the cases open in the period by coach.
+func (b *builder) caseload(ctx context.Context, db Querier) error {
+	b.byCoach = map[string]*cell{}
+	where, args := b.casesWhere()
+	return each(ctx, db, `SELECT c.coach_id, COUNT(*) FROM {cases} c WHERE `+where+` GROUP BY c.coach_id`, args,
 		func(scan func(...any) error) error {
 			var coach string
 			var n int
@@ -145,14 +158,14 @@ func (b *builder) cases(ctx context.Context, db Querier) error {
 			cellOf(b.byCoach, coach).add(n, n)
 			return nil
 		})
-	if err != nil {
-		return err
-	}
+}
+
+// relateCases registers the cases' cells for suppression.
+func (b *builder) relateCases() {
 	b.s.track(&b.active)
 	b.s.relate(&b.active, b.s.trackAll(sortedCells(b.byContextType, comparePairs))...)
 	b.s.relate(&b.active, b.s.trackAll(sortedCells(b.byQuadrant, cmp.Compare[Quadrant]))...)
 	b.s.relate(&b.active, b.s.trackAll(sortedCells(b.byCoach, cmp.Compare[string]))...)
-	return nil
 }
 
 // reclassifications counts the reclassifications of the period by type
@@ -212,9 +225,13 @@ func (b *builder) reclassifications(ctx context.Context, db Querier) error {
 		// exact; they can only come from a newer schema.
 		cellOf(b.reclass, [2]int{-1, -1}).add(other, other)
 	}
+	return nil
+}
+
+// relateReclassifications registers the matrix for suppression.
+func (b *builder) relateReclassifications() {
 	b.s.track(&b.reclassTotal)
 	b.s.relate(&b.reclassTotal, b.s.trackAll(sortedCells(b.reclass, comparePairs))...)
-	return nil
 }
 
 // outplacementCells are the counts of a group of outplacements.
@@ -224,8 +241,6 @@ type outplacementCells struct {
 	byOutcome map[casev1.PlacementOutcome]*cell
 	// days are the days to placement of the placed ones.
 	days []int
-	// caseSets hold the distinct cases of each cell while counting.
-	caseSets map[*cell]map[string]bool
 }
 
 var (
@@ -244,7 +259,6 @@ func newOutplacementCells() *outplacementCells {
 	o := &outplacementCells{
 		byPhase:   map[casev1.OutplacementPhase]*cell{},
 		byOutcome: map[casev1.PlacementOutcome]*cell{},
-		caseSets:  map[*cell]map[string]bool{},
 	}
 	for _, p := range phases {
 		o.byPhase[p] = &cell{}
@@ -255,31 +269,178 @@ func newOutplacementCells() *outplacementCells {
 	return o
 }
 
-// count adds one outplacement of caseID to the cells c it falls in.
-func (o *outplacementCells) count(caseID string, cells ...*cell) {
-	for _, c := range cells {
-		c.value++
-		set := o.caseSets[c]
-		if set == nil {
-			set = map[string]bool{}
-			o.caseSets[c] = set
+// countedOutplacement is an outplacement as the report counts it: the cells
+// it falls in (overall: started, phase, outcome; its age band's: started,
+// outcome).
+type countedOutplacement struct {
+	caseID string
+	cells  [5]*cell
+}
+
+// countOutplacements adds the rows to their cells: every row adds one to
+// each of its cells, and each case one to each distinct cell of its rows.
+// Most cases have a single outplacement in a period, so only the cases
+// with more are grouped to find their distinct cells.
+func countOutplacements(rows []countedOutplacement) {
+	perCase := make(map[string]int32, len(rows))
+	for _, r := range rows {
+		perCase[r.caseID]++
+	}
+	var several map[string][]*cell
+	for _, r := range rows {
+		for _, c := range r.cells {
+			c.value++
 		}
-		if !set[caseID] {
-			set[caseID] = true
-			c.cases++
+		if perCase[r.caseID] == 1 {
+			for _, c := range r.cells {
+				c.cases++
+			}
+			continue
+		}
+		if several == nil {
+			several = map[string][]*cell{}
+		}
+		for _, c := range r.cells {
+			if !slices.Contains(several[r.caseID], c) {
+				several[r.caseID] = append(several[r.caseID], c)
+				c.cases++
+			}
 		}
 	}
 }
 
-// outplacements reads the outplacements started in the period and counts
-// them in Go: one query, and the medians need the values anyway.
+// outplacements counts the outplacements started in the period. Every
+// cell of age band, furthest phase and outcome is one seek of the index
+// (UNION ALL of the 120 fixed cells), counted next to the total of all;
+// the days to placement of the placed ones are read from their cells; and
+// the few cases with more than one outplacement in the period (one of
+// them has a seq above 1) are read whole, to count each case once in
+// every cell. Should the cells not add up to the total (a value newer
+// than this code), the outplacements are read and counted one by one.
 func (b *builder) outplacements(ctx context.Context, db Querier) error {
+	b.initOutplacements()
+	where, args := b.where("o", "o.started_on BETWEEN ? AND ?", b.from, b.to)
+	type key struct{ band, phase, outcome int }
+	counts := map[key]int{}
+	total, sum := 0, 0
+	var parts, placedParts []string
+	var all, placedArgs []any
+	for _, band := range bands {
+		for _, ph := range phases {
+			for _, oc := range outcomes {
+				cond := fmt.Sprintf("%s AND o.age_band = %d AND o.furthest_phase = %d AND o.outcome = %d", where, band, ph, oc)
+				parts = append(parts, fmt.Sprintf(`SELECT %d, %d, %d, COUNT(*) FROM {outplacements} o WHERE %s`, band, ph, oc, cond))
+				all = append(all, args...)
+				if placed(oc) {
+					placedParts = append(placedParts, fmt.Sprintf(`SELECT %d, o.days_to_placement FROM {outplacements} o WHERE %s`, band, cond))
+					placedArgs = append(placedArgs, args...)
+				}
+			}
+		}
+	}
+	parts = append(parts, `SELECT -1, -1, -1, COUNT(*) FROM {outplacements} o WHERE `+where)
+	all = append(all, args...)
+	err := each(ctx, db, strings.Join(parts, "\nUNION ALL\n"), all, func(scan func(...any) error) error {
+		var k key
+		var n int
+		if err := scan(&k.band, &k.phase, &k.outcome, &n); err != nil {
+			return err
+		}
+		switch {
+		case k.band < 0:
+			total = n
+		case n > 0:
+			counts[k] = n
+			sum += n
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if sum != total {
+		b.initOutplacements()
+		return b.outplacementsOneByOne(ctx, db)
+	}
+	for k, n := range counts {
+		for _, c := range b.outplacementCells(AgeBand(k.band), casev1.OutplacementPhase(k.phase), casev1.PlacementOutcome(k.outcome)) {
+			c.add(n, n)
+		}
+	}
+	err = each(ctx, db, strings.Join(placedParts, "\nUNION ALL\n"), placedArgs, func(scan func(...any) error) error {
+		var band, days int
+		if err := scan(&band, &days); err != nil {
+			return err
+		}
+		b.out.days = append(b.out.days, days)
+		b.bands[AgeBand(band)].days = append(b.bands[AgeBand(band)].days, days)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return b.uncountRepeats(ctx, db, where, args)
+}
+
+// uncountRepeats takes the repeats out of the outplacement cells' cases:
+// a case with several outplacements in a cell is one case there.
+func (b *builder) uncountRepeats(ctx context.Context, db Querier, where string, args []any) error {
+	inner := strings.ReplaceAll(where, "o.", "r.")
+	perCase := map[string][]*cell{}
+	var order []string
+	err := each(ctx, db, `SELECT o.case_id, o.age_band, o.furthest_phase, o.outcome FROM {outplacements} o
+		WHERE `+where+` AND o.case_id IN (SELECT r.case_id FROM {outplacements} r WHERE `+inner+` AND r.seq > 1)`,
+		append(append([]any{}, args...), args...),
+		func(scan func(...any) error) error {
+			var caseID string
+			var band, phase, outcome int
+			if err := scan(&caseID, &band, &phase, &outcome); err != nil {
+				return err
+			}
+			if _, ok := perCase[caseID]; !ok {
+				order = append(order, caseID)
+			}
+			perCase[caseID] = append(perCase[caseID],
+				b.outplacementCells(AgeBand(band), casev1.OutplacementPhase(phase), casev1.PlacementOutcome(outcome))...)
+			return nil
+		})
+	if err != nil {
+		return err
+	}
+	for _, id := range order {
+		seen := map[*cell]bool{}
+		for _, c := range perCase[id] {
+			if seen[c] {
+				c.cases--
+			}
+			seen[c] = true
+		}
+	}
+	return nil
+}
+
+// initOutplacements makes the outplacement cells, all zero.
+func (b *builder) initOutplacements() {
 	b.out = *newOutplacementCells()
 	b.bands = map[AgeBand]*outplacementCells{}
 	for _, band := range bands {
 		b.bands[band] = newOutplacementCells()
 	}
+}
+
+// outplacementCells returns the cells an outplacement of a band, furthest
+// phase and outcome counts in: overall started, phase and outcome; its
+// band's started and outcome.
+func (b *builder) outplacementCells(band AgeBand, ph casev1.OutplacementPhase, oc casev1.PlacementOutcome) []*cell {
+	bc := b.bands[band]
+	return []*cell{&b.out.started, cellOf(b.out.byPhase, ph), cellOf(b.out.byOutcome, oc), &bc.started, cellOf(bc.byOutcome, oc)}
+}
+
+// outplacementsOneByOne reads the outplacements started in the period and
+// counts them in Go, whatever their values.
+func (b *builder) outplacementsOneByOne(ctx context.Context, db Querier) error {
 	where, args := b.where("o", "o.started_on BETWEEN ? AND ?", b.from, b.to)
+	var rows []countedOutplacement
 	err := each(ctx, db, `SELECT o.case_id, o.age_band, o.furthest_phase, o.outcome, o.days_to_placement
 		FROM {outplacements} o WHERE `+where, args,
 		func(scan func(...any) error) error {
@@ -293,8 +454,9 @@ func (b *builder) outplacements(ctx context.Context, db Querier) error {
 			if bc == nil {
 				return fmt.Errorf("age band %d unknown", band)
 			}
-			b.out.count(caseID, &b.out.started, cellOf(b.out.byPhase, ph), cellOf(b.out.byOutcome, oc))
-			bc.count(caseID, &bc.started, cellOf(bc.byOutcome, oc))
+			rows = append(rows, countedOutplacement{caseID: caseID, cells: [5]*cell{
+				&b.out.started, cellOf(b.out.byPhase, ph), cellOf(b.out.byOutcome, oc), &bc.started, cellOf(bc.byOutcome, oc),
+			}})
 			if placed(oc) {
 				b.out.days = append(b.out.days, days)
 				bc.days = append(bc.days, days)
@@ -304,6 +466,12 @@ func (b *builder) outplacements(ctx context.Context, db Querier) error {
 	if err != nil {
 		return err
 	}
+	countOutplacements(rows)
+	return nil
+}
+
+// relateOutplacements registers the outplacements' cells for suppression.
+func (b *builder) relateOutplacements() {
 	b.s.track(&b.out.started)
 	b.s.relate(&b.out.started, b.s.trackAll(sortedCells(b.out.byPhase, cmp.Compare[casev1.OutplacementPhase]))...)
 	overall := b.s.trackAll(cellsIn(b.out.byOutcome, outcomes))
@@ -323,7 +491,6 @@ func (b *builder) outplacements(ctx context.Context, db Querier) error {
 		}
 		b.s.relate(overall[i], perBand...)
 	}
-	return nil
 }
 
 func placed(o casev1.PlacementOutcome) bool {
@@ -407,6 +574,11 @@ func (b *builder) compliance(ctx context.Context, db Querier) error {
 	if err != nil {
 		return err
 	}
+	return nil
+}
+
+// relateCompliance registers the compliance table for suppression.
+func (b *builder) relateCompliance() {
 	b.s.track(&b.checkpoints)
 	kinds := b.s.trackAll(sortedCells(b.byKind, cmp.Compare[int]))
 	statuses := b.s.trackAll(cellsIn(b.byStatus, statusKeys()))
@@ -426,7 +598,6 @@ func (b *builder) compliance(ctx context.Context, db Querier) error {
 		}
 		b.s.relate(b.byStatus[st], col...)
 	}
-	return nil
 }
 
 func statusKeys() []int {
@@ -477,9 +648,13 @@ func (b *builder) reintegrationEnds(ctx context.Context, db Querier) error {
 	if err != nil {
 		return err
 	}
+	return nil
+}
+
+// relateReintegrationEnds registers the ends for suppression.
+func (b *builder) relateReintegrationEnds() {
 	b.s.track(&b.ended)
 	b.s.relate(&b.ended, b.s.trackAll(cellsIn(b.endedBy, endOutcomes))...)
-	return nil
 }
 
 // fill turns the suppressed cells into the report.

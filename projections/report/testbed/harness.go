@@ -17,11 +17,13 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -49,6 +51,10 @@ type DB struct {
 	// text: parsing dominates SQLite's cost of a small statement.
 	mu    sync.Mutex
 	stmts map[string]*sql.Stmt
+
+	// path is the SQLite file, dsn the PostgreSQL connection string with
+	// the test's schema: where Engine opens the engine's database.
+	path, dsn string
 }
 
 // Dialects lists the dialects tests run against: SQLite, and PostgreSQL,
@@ -83,7 +89,7 @@ func OpenSQLite(tb testing.TB, file string) *DB {
 		tb.Fatalf("testbed: open SQLite %s: %v", file, err)
 	}
 	tb.Cleanup(func() { db.Close() })
-	return &DB{SQL: db, Dialect: projections.SQLite}
+	return &DB{SQL: db, Dialect: projections.SQLite, path: file}
 }
 
 // OpenPostgres creates a schema of its own in the server named by
@@ -124,7 +130,23 @@ func OpenPostgres(tb testing.TB) *DB {
 		tb.Fatalf("testbed: open PostgreSQL schema %s: %v", schema, err)
 	}
 	tb.Cleanup(func() { db.Close() })
-	return &DB{SQL: db, Dialect: projections.Postgres}
+	return &DB{SQL: db, Dialect: projections.Postgres, dsn: u.String()}
+}
+
+// Engine opens the projection engine's database over the same database,
+// so that tests and benchmarks read the tables through the engine's Reader
+// and Reader.ReadTx, as the QueryService does. The harness has no
+// generations, so the tables it creates stand where the engine reads its
+// views (<projection>_<table>). The engine adds its own tables. It is
+// closed when tb ends.
+func (db *DB) Engine(tb testing.TB) *projections.DB {
+	tb.Helper()
+	edb, err := projections.Open(context.Background(), projections.Options{Path: db.path, PostgresDSN: db.dsn})
+	if err != nil {
+		tb.Fatalf("testbed: open the engine's database: %v", err)
+	}
+	tb.Cleanup(func() { edb.Close() })
+	return edb
 }
 
 // Create creates p's tables and indexes.
@@ -140,16 +162,28 @@ func (db *DB) Create(ctx context.Context, p projections.Projection) error {
 }
 
 // Apply applies events to p's tables in transactions of at most batch
-// events, the way the engine does. An event p does not handle is skipped;
-// any other error of Apply fails the whole call, since a test's history is
-// meant to apply cleanly.
+// events, the way the engine does: through p's projections.Batch when p
+// is a projections.BatchProjection, else event by event. An event p does
+// not handle is skipped; any other error of Apply fails the whole call,
+// since a test's history is meant to apply cleanly.
 func (db *DB) Apply(ctx context.Context, p projections.Projection, events []projections.Event, batch int) error {
+	return db.apply(ctx, p, events, batch, true)
+}
+
+// ApplyOneByOne is Apply through p's Apply alone, one event at a time,
+// even when p can apply batches: the way the engine applies a batch again
+// after an event failed.
+func (db *DB) ApplyOneByOne(ctx context.Context, p projections.Projection, events []projections.Event, batch int) error {
+	return db.apply(ctx, p, events, batch, false)
+}
+
+func (db *DB) apply(ctx context.Context, p projections.Projection, events []projections.Event, batch int, batches bool) error {
 	if batch <= 0 {
 		batch = 1000
 	}
 	for len(events) > 0 {
 		n := min(batch, len(events))
-		if err := db.applyBatch(ctx, p, events[:n]); err != nil {
+		if err := db.applyBatch(ctx, p, events[:n], batches); err != nil {
 			return err
 		}
 		events = events[n:]
@@ -157,7 +191,7 @@ func (db *DB) Apply(ctx context.Context, p projections.Projection, events []proj
 	return nil
 }
 
-func (db *DB) applyBatch(ctx context.Context, p projections.Projection, events []projections.Event) (err error) {
+func (db *DB) applyBatch(ctx context.Context, p projections.Projection, events []projections.Event, batches bool) (err error) {
 	sqlTx, err := db.SQL.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("testbed: begin: %w", err)
@@ -168,15 +202,63 @@ func (db *DB) applyBatch(ctx context.Context, p projections.Projection, events [
 		}
 	}()
 	tx := &Tx{db: db, tx: sqlTx, dialect: db.Dialect, projection: p.Name()}
+	apply := func(ctx context.Context, ev projections.Event) error { return p.Apply(ctx, tx, ev) }
+	var b projections.Batch
+	if bp, ok := p.(projections.BatchProjection); ok && batches {
+		b = bp.NewBatch(tx)
+		apply = b.Apply
+	}
 	for _, ev := range events {
-		if err := p.Apply(ctx, tx, ev); err != nil && err != projections.ErrUnknownEvent {
+		if err := apply(ctx, ev); err != nil && !errors.Is(err, projections.ErrUnknownEvent) {
 			return fmt.Errorf("testbed: apply %s at position %d: %w", ev.Type, ev.Position, err)
+		}
+	}
+	if b != nil {
+		if err := b.Flush(ctx); err != nil {
+			return fmt.Errorf("testbed: flush a batch of %d events: %w", len(events), err)
 		}
 	}
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("testbed: commit: %w", err)
 	}
 	return nil
+}
+
+// Dump returns every row of p's tables as text, a line per row, sorted:
+// two read models built from one history, in two ways, must dump alike.
+func (db *DB) Dump(tb testing.TB, p projections.Projection) []string {
+	tb.Helper()
+	var out []string
+	for _, t := range p.Tables() {
+		rows, err := db.SQL.Query(Rewrite(db.Dialect, p.Name(), "SELECT * FROM {"+t.Name+"}"))
+		if err != nil {
+			tb.Fatalf("testbed: dump %s: %v", t.Name, err)
+		}
+		cols, err := rows.Columns()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		for rows.Next() {
+			if err := rows.Scan(ptrs...); err != nil {
+				tb.Fatalf("testbed: dump %s: %v", t.Name, err)
+			}
+			line := t.Name
+			for _, v := range vals {
+				line += "|" + v.String
+			}
+			out = append(out, line)
+		}
+		if err := rows.Close(); err != nil {
+			tb.Fatalf("testbed: dump %s: %v", t.Name, err)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Reader returns a reader of p's tables: statements written with {table}
