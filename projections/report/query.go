@@ -238,9 +238,9 @@ type Days struct {
 
 // Get returns the report q asks for, with days judged in loc, the
 // practice's calendar. Counts under q.K cases are suppressed by the rule
-// in this package's suppress.go. When db is a read transaction of the
-// engine (projections.Forker) or its Reader, Get reads on two connections
-// at once; a transaction's are on its snapshot.
+// in this package's suppress.go. For a whole tenant, when db is a read
+// transaction of the engine (projections.Forker) or its Reader, Get reads
+// on two connections at once; a transaction's are on its snapshot.
 func Get(ctx context.Context, db Querier, loc *time.Location, q Query) (Report, error) {
 	if err := q.validate(); err != nil {
 		return Report{}, err
@@ -264,7 +264,11 @@ func Get(ctx context.Context, db Querier, loc *time.Location, q Query) (Report, 
 		return Report{}, fmt.Errorf("%w: the period starts on %s, after its end on %s", ErrInvalidQuery, r.From, r.To)
 	}
 	b := &builder{q: q, latest: latest, from: day(r.From), to: day(r.To), asOf: asOf.UnixMicro(), asOfDay: day(r.AsOfDay), s: suppressor{k: q.K}}
-	if err := read(ctx, db, b.reads()); err != nil {
+	readers := 1
+	if q.Organisation == "" {
+		readers = tenantReaders
+	}
+	if err := read(ctx, db, b.reads(), readers); err != nil {
 		var se *stepError
 		if errors.As(err, &se) {
 			return Report{}, fmt.Errorf("report: %s of %s: %w", se.step, q.Tenant, se.err)

@@ -12,8 +12,10 @@ import (
 // its own. On a read model that can share its snapshot with a second
 // connection (projections.Forker: the engine's read transactions) or needs
 // none (the engine's Reader, whose queries each read the latest state),
-// they run on two connections at once, so that a report for a whole
-// tenant takes about half as long on two cores.
+// the queries of a report for a whole tenant run on two connections at
+// once, which on two cores takes about half as long. A report of one
+// organisation reads too little to gain: a second connection and snapshot
+// would cost more than they save.
 
 // readStep is one of a report's queries.
 type readStep struct {
@@ -24,9 +26,11 @@ type readStep struct {
 // reads returns the report's queries, the longest first, so that two
 // workers taking them in turn finish about together.
 func (b *builder) reads() []readStep {
+	b.initCompliance()
 	return []readStep{
-		{"checkpoint compliance", b.compliance},
+		{"checkpoint compliance", func(ctx context.Context, q Querier) error { return b.compliance(ctx, q, false) }},
 		{"caseload", b.caseload},
+		{"progress review compliance", func(ctx context.Context, q Querier) error { return b.compliance(ctx, q, true) }},
 		{"cases by cell", b.caseCells},
 		{"outplacements", b.outplacements},
 		{"reclassifications", b.reclassifications},
@@ -34,13 +38,14 @@ func (b *builder) reads() []readStep {
 	}
 }
 
-// maxReaders bounds the connections one report reads on.
-const maxReaders = 3
+// tenantReaders is how many connections a report of a whole tenant reads
+// on at most.
+const tenantReaders = 2
 
-// read runs steps on db, on two connections at once when db allows it.
-// An error names the step that failed.
-func read(ctx context.Context, db Querier, steps []readStep) error {
-	others, release := forks(ctx, db, min(maxReaders, runtime.GOMAXPROCS(0))-1)
+// read runs steps on db, on up to readers connections at once when db
+// allows it. An error names the step that failed.
+func read(ctx context.Context, db Querier, steps []readStep, readers int) error {
+	others, release := forks(ctx, db, min(readers, runtime.GOMAXPROCS(0))-1)
 	defer release()
 	if len(others) == 0 {
 		for _, st := range steps {

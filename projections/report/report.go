@@ -44,10 +44,10 @@
 // begins and ends within the batch is written once. Apply is a batch of
 // one event; the tables end the same either way.
 //
-// A report is a few dozen index seeks and ranges in a handful of
-// independent queries (see Get). Given the engine's read transaction,
-// whose snapshot can be shared (projections.Forker), or the engine's
-// Reader, Get runs them on two connections at once.
+// A report is a few hundred index seeks and ranges in a handful of
+// independent queries (see Get). For a whole tenant, given the engine's
+// read transaction, whose snapshot can be shared (projections.Forker), or
+// the engine's Reader, Get runs them on two connections at once.
 package report
 
 import (

@@ -316,20 +316,26 @@ func countOutplacements(rows []countedOutplacement) {
 // the few cases with more than one outplacement in the period (one of
 // them has a seq above 1) are read whole, to count each case once in
 // every cell. Should the cells not add up to the total (a value newer
-// than this code), the outplacements are read and counted one by one.
+// than this code), the outplacements are read and counted one by one, as
+// they are for one organisation, whose few outplacements take less time
+// to read than the 200 seeks.
 func (b *builder) outplacements(ctx context.Context, db Querier) error {
 	b.initOutplacements()
+	if b.q.Organisation != "" {
+		return b.outplacementsOneByOne(ctx, db)
+	}
 	where, args := b.where("o", "o.started_on BETWEEN ? AND ?", b.from, b.to)
 	type key struct{ band, phase, outcome int }
 	counts := map[key]int{}
-	total, sum := 0, 0
+	total, sum, repeats := 0, 0, 0
 	var parts, placedParts []string
 	var all, placedArgs []any
 	for _, band := range bands {
 		for _, ph := range phases {
 			for _, oc := range outcomes {
 				cond := fmt.Sprintf("%s AND o.age_band = %d AND o.furthest_phase = %d AND o.outcome = %d", where, band, ph, oc)
-				parts = append(parts, fmt.Sprintf(`SELECT %d, %d, %d, COUNT(*) FROM {outplacements} o WHERE %s`, band, ph, oc, cond))
+				parts = append(parts, fmt.Sprintf(`SELECT %d, %d, %d, COUNT(*), COALESCE(SUM(CASE WHEN o.seq > 1 THEN 1 ELSE 0 END), 0)
+					FROM {outplacements} o WHERE %s`, band, ph, oc, cond))
 				all = append(all, args...)
 				if placed(oc) {
 					placedParts = append(placedParts, fmt.Sprintf(`SELECT %d, o.days_to_placement FROM {outplacements} o WHERE %s`, band, cond))
@@ -338,12 +344,12 @@ func (b *builder) outplacements(ctx context.Context, db Querier) error {
 			}
 		}
 	}
-	parts = append(parts, `SELECT -1, -1, -1, COUNT(*) FROM {outplacements} o WHERE `+where)
+	parts = append(parts, `SELECT -1, -1, -1, COUNT(*), 0 FROM {outplacements} o WHERE `+where)
 	all = append(all, args...)
 	err := each(ctx, db, strings.Join(parts, "\nUNION ALL\n"), all, func(scan func(...any) error) error {
 		var k key
-		var n int
-		if err := scan(&k.band, &k.phase, &k.outcome, &n); err != nil {
+		var n, later int
+		if err := scan(&k.band, &k.phase, &k.outcome, &n, &later); err != nil {
 			return err
 		}
 		switch {
@@ -352,6 +358,7 @@ func (b *builder) outplacements(ctx context.Context, db Querier) error {
 		case n > 0:
 			counts[k] = n
 			sum += n
+			repeats += later
 		}
 		return nil
 	})
@@ -376,7 +383,7 @@ func (b *builder) outplacements(ctx context.Context, db Querier) error {
 		b.bands[AgeBand(band)].days = append(b.bands[AgeBand(band)].days, days)
 		return nil
 	})
-	if err != nil {
+	if err != nil || repeats == 0 {
 		return err
 	}
 	return b.uncountRepeats(ctx, db, where, args)
@@ -388,8 +395,12 @@ func (b *builder) uncountRepeats(ctx context.Context, db Querier, where string, 
 	inner := strings.ReplaceAll(where, "o.", "r.")
 	perCase := map[string][]*cell{}
 	var order []string
-	err := each(ctx, db, `SELECT o.case_id, o.age_band, o.furthest_phase, o.outcome FROM {outplacements} o
-		WHERE `+where+` AND o.case_id IN (SELECT r.case_id FROM {outplacements} r WHERE `+inner+` AND r.seq > 1)`,
+	// The cases first, so that their outplacements are read by case (a
+	// CROSS JOIN keeps SQLite to that order).
+	err := each(ctx, db, `SELECT o.case_id, o.age_band, o.furthest_phase, o.outcome
+		FROM (SELECT DISTINCT r.case_id AS case_id FROM {outplacements} r WHERE `+inner+` AND r.seq > 1) c
+		CROSS JOIN {outplacements} o
+		WHERE o.case_id = c.case_id AND `+where,
 		append(append([]any{}, args...), args...),
 		func(scan func(...any) error) error {
 			var caseID string
@@ -516,24 +527,14 @@ var complianceStatuses = []casework.DeadlineStatus{
 // Each cell counts its deadlines and its distinct cases, and is one seek
 // of the index (UNION ALL of the 44 fixed cells) followed by the range of
 // versions valid at the instant; in a report of now the progress reviews
-// then stream by case without a sort.
+// then stream by case without a sort. The progress reviews (reviews) and
+// the other kinds are two queries, which take about as long each.
 //
 // Row and column totals, and the grand total, get a lower bound of their
-// distinct cases instead of a second pass: the most cases of any one of
-// their cells. Bounding from below can only hide more, never show a count
-// made of fewer than k cases.
-func (b *builder) compliance(ctx context.Context, db Querier) error {
-	b.complianceCells = map[[2]int]*cell{}
-	b.byKind, b.byStatus = map[int]*cell{}, map[int]*cell{}
-	for k := casev1.CheckpointKind(1); k <= casev1.CheckpointKind_CHECKPOINT_KIND_WIA_DECISION; k++ {
-		b.byKind[int(k)] = &cell{}
-		for _, st := range complianceStatuses {
-			b.complianceCells[[2]int{int(k), int(st)}] = &cell{}
-		}
-	}
-	for _, st := range complianceStatuses {
-		b.byStatus[int(st)] = &cell{}
-	}
+// distinct cases instead of a second pass (complianceTotals): the most
+// cases of any one of their cells. Bounding from below can only hide
+// more, never show a count made of fewer than k cases.
+func (b *builder) compliance(ctx context.Context, db Querier, reviews bool) error {
 	// status is the done status, or StatusOverdue while not done: the
 	// condition reads only indexed columns.
 	where, args := b.where("d", fmt.Sprintf("d.due BETWEEN ? AND ? AND (d.status <> %d OR d.due < ?)", int(casework.StatusOverdue)), b.from, b.to, b.asOfDay)
@@ -546,6 +547,9 @@ func (b *builder) compliance(ctx context.Context, db Querier) error {
 	var parts []string
 	var all []any
 	for k := casev1.CheckpointKind(1); k <= casev1.CheckpointKind_CHECKPOINT_KIND_WIA_DECISION; k++ {
+		if (int(k) == review) != reviews {
+			continue
+		}
 		for _, st := range complianceStatuses {
 			cond := fmt.Sprintf("%s AND d.kind = %d AND d.status = %d", where, int(k), int(st))
 			if int(k) == review {
@@ -558,27 +562,52 @@ func (b *builder) compliance(ctx context.Context, db Querier) error {
 			all = append(all, args...)
 		}
 	}
-	query := strings.Join(parts, "\nUNION ALL\n")
-	err := each(ctx, db, query, all, func(scan func(...any) error) error {
+	// The cells the query returns were all made by initCompliance, so the
+	// two queries (reviews and the rest), which may run at once, only
+	// read the map.
+	return each(ctx, db, strings.Join(parts, "\nUNION ALL\n"), all, func(scan func(...any) error) error {
 		var kind, status, n, cases int
 		if err := scan(&kind, &status, &n, &cases); err != nil {
 			return err
 		}
-		cellOf(b.complianceCells, [2]int{kind, status}).add(n, cases)
-		for _, total := range []*cell{cellOf(b.byKind, kind), cellOf(b.byStatus, status), &b.checkpoints} {
-			total.value += n
-			total.cases = max(total.cases, cases)
+		c := b.complianceCells[[2]int{kind, status}]
+		if c == nil {
+			return fmt.Errorf("compliance cell %d/%d unknown", kind, status)
 		}
+		c.add(n, cases)
 		return nil
 	})
-	if err != nil {
-		return err
+}
+
+// initCompliance makes the compliance cells, all zero.
+func (b *builder) initCompliance() {
+	b.complianceCells = map[[2]int]*cell{}
+	b.byKind, b.byStatus = map[int]*cell{}, map[int]*cell{}
+	for k := casev1.CheckpointKind(1); k <= casev1.CheckpointKind_CHECKPOINT_KIND_WIA_DECISION; k++ {
+		b.byKind[int(k)] = &cell{}
+		for _, st := range complianceStatuses {
+			b.complianceCells[[2]int{int(k), int(st)}] = &cell{}
+		}
 	}
-	return nil
+	for _, st := range complianceStatuses {
+		b.byStatus[int(st)] = &cell{}
+	}
+}
+
+// complianceTotals adds the compliance cells up into the row and column
+// totals and the grand total.
+func (b *builder) complianceTotals() {
+	for key, c := range b.complianceCells {
+		for _, total := range []*cell{cellOf(b.byKind, key[0]), cellOf(b.byStatus, key[1]), &b.checkpoints} {
+			total.value += c.value
+			total.cases = max(total.cases, c.cases)
+		}
+	}
 }
 
 // relateCompliance registers the compliance table for suppression.
 func (b *builder) relateCompliance() {
+	b.complianceTotals()
 	b.s.track(&b.checkpoints)
 	kinds := b.s.trackAll(sortedCells(b.byKind, cmp.Compare[int]))
 	statuses := b.s.trackAll(cellsIn(b.byStatus, statusKeys()))
